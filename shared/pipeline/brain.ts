@@ -1,0 +1,53 @@
+/**
+ * The judgement the pipeline delegates: which playbook, which kill-chain phases,
+ * what severity and why. Implementations are pure (no I/O): the pipeline fetches
+ * correlation candidates from the store and hands them in.
+ */
+import type { ResolvedPolicy } from '../config/policy';
+import type { Case, Evidence, KillChainPhase, KillChainVerdict, NistLevel, Severity, SeverityReason } from '../model/domain';
+import type { EntitySighting } from '../store/port';
+
+/** The playbook chosen for a case and why. */
+export interface Classification {
+  /** Playbook id (`brute-force`, `command-execution`, …, `generic`). */
+  readonly playbook: string;
+  /** Human-readable: `policy rule K4-1`, `rule name "…"`, `technique T1110`, `fallback`. */
+  readonly classifiedBy: string;
+  /** Policy rule code that matched, when any (`K4-1`). */
+  readonly ruleCode?: string;
+  /** Severity forced by the policy rule entry, when any. */
+  readonly ruleSeverity?: Severity;
+  /** Scenario name for the NIST threat level lookup, when known. */
+  readonly scenario?: string;
+}
+
+/** What the pipeline must look up for correlation. */
+export interface CorrelationPlan {
+  /** Entity keys to look up (already without non-correlating ones). */
+  readonly keys: readonly string[];
+  /** Keys left out by policy, with why. */
+  readonly ignored: readonly { key: string; why: string }[];
+  /** Look-up window around `detectedAt` in milliseconds (before and after: order-independent). */
+  readonly windowMs: number;
+  /** Sightings per key beyond which the key is treated as infrastructure. */
+  readonly infrastructureThreshold: number;
+  /** Kill-chain phases of this case itself (indexed with its entity keys). */
+  readonly phases: readonly KillChainPhase[];
+}
+
+/** The scored verdict. */
+export interface Scored {
+  readonly severity: Severity;
+  readonly reasons: readonly SeverityReason[];
+  readonly threatLevel?: NistLevel;
+  /** First-report text (plain text; channels escape it for their format). */
+  readonly firstReport: string;
+}
+
+/** The triage brain. */
+export interface Brain {
+  classify(c: Case, policy: ResolvedPolicy): Classification;
+  planCorrelation(c: Case, cls: Classification, policy: ResolvedPolicy): CorrelationPlan;
+  correlate(c: Case, plan: CorrelationPlan, sightings: readonly EntitySighting[], policy: ResolvedPolicy): KillChainVerdict;
+  score(c: Case, cls: Classification, verdict: KillChainVerdict, evidence: readonly Evidence[], policy: ResolvedPolicy): Scored;
+}

@@ -1,0 +1,140 @@
+/**
+ * The Store port: everything the pipeline persists goes through this small
+ * interface. Adapters: SQLite (embedded default) and Cosmos DB. One contract
+ * test suite (`tests/contract/store.contract.ts`) runs against both.
+ *
+ * Design notes
+ * - All methods are async so the Cosmos adapter fits; the SQLite adapter resolves synchronously.
+ * - Cases are partitioned by tenantId; every hot-path call names the tenant, so the
+ *   Cosmos adapter never needs a cross-partition query.
+ * - Side effects are keyed: `enqueueNotification` inserts at most once per key, so a
+ *   redelivery can never notify twice.
+ */
+import type { Case, KillChainPhase, NotificationKind, Severity, TriageResult } from '../model/domain';
+
+/** Processing state of a stored case revision. */
+export const CASE_STATES = ['triaged', 'done'] as const;
+/** `triaged`: the result is computed and saved, side effects may be incomplete; `done`: all steps finished. */
+export type CaseState = (typeof CASE_STATES)[number];
+
+/** A stored case revision with its result. */
+export interface CaseRecord {
+  readonly tenantId: string;
+  readonly caseId: string;
+  readonly revision: number;
+  readonly revisionKey: string;
+  readonly fingerprint: string;
+  readonly state: CaseState;
+  readonly detectedAt: string;
+  readonly case: Case;
+  readonly result: TriageResult;
+  /** Opaque concurrency token (ETag / row version); set by the store on read. */
+  readonly etag?: string;
+}
+
+/** One row of the entity/time index used for correlation. */
+export interface EntitySighting {
+  readonly tenantId: string;
+  readonly entityKey: string;
+  readonly caseId: string;
+  readonly detectedAt: string;
+  readonly phases: readonly KillChainPhase[];
+  readonly playbook: string;
+  readonly severity: Severity;
+}
+
+/** Query for sightings of any of `keys` in a tenant within [from, to]. */
+export interface RelatedQuery {
+  readonly tenantId: string;
+  readonly keys: readonly string[];
+  readonly from: string;
+  readonly to: string;
+  /** Sightings of this case are not returned. */
+  readonly excludeCaseId?: string;
+  /** At most this many sightings per key (newest first): lets callers detect "infrastructure" keys cheaply. */
+  readonly limitPerKey: number;
+}
+
+/** A rejected input kept for inspection and replay. */
+export interface ParkedItem {
+  readonly id: string;
+  readonly tenantId?: string;
+  /** Where it came from: `http:/api/incidents`, `eventhub:am-securityalert`, `replay:FILE`, … */
+  readonly source: string;
+  readonly reason: string;
+  /** Error class name (`InputValidationError`, `StoreUnavailableError`, …). */
+  readonly errorName: string;
+  readonly issues: readonly { path: string; reason: string }[];
+  /** The original body as received (truncated to a bounded size by the caller). */
+  readonly body: string;
+  readonly parkedAt: string;
+  readonly replayedAt?: string;
+}
+
+/** A notification in the outbox; `key` makes it unique per case, revision-independent kind and recipient. */
+export interface NotificationRecord {
+  /** `${tenantId}|${caseId}|${kind}|${recipient}|${step}`: the idempotency key. */
+  readonly key: string;
+  readonly tenantId: string;
+  readonly caseId: string;
+  readonly revision: number;
+  readonly kind: NotificationKind;
+  readonly channel: string;
+  readonly recipient: string;
+  readonly payload: string;
+  readonly createdAt: string;
+  readonly status: 'queued' | 'sent' | 'failed' | 'suppressed';
+  readonly sentAt?: string;
+  readonly attempts: number;
+  readonly lastError?: string;
+}
+
+/** A processing lease on a case (conditional create with expiry). */
+export interface Lease {
+  readonly tenantId: string;
+  readonly caseId: string;
+  readonly owner: string;
+  readonly expiresAt: string;
+}
+
+/** The store port. */
+export interface Store {
+  /** Latest revision of a case. */
+  getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined>;
+  /** Latest revision of a case when the tenant is unknown (HTTP GET /api/cases/{id}); may be cross-partition. */
+  findCase(caseId: string): Promise<CaseRecord | undefined>;
+  /**
+   * Saves a case revision and replaces its entity index rows.
+   * `expectedEtag`: the etag read before (undefined = must not exist yet). A mismatch
+   * throws ConcurrencyConflictError.
+   */
+  putCase(record: CaseRecord, sightings: readonly EntitySighting[], expectedEtag: string | undefined): Promise<CaseRecord>;
+  /** Sightings for correlation (indexed by tenant, entity key, time). */
+  findRelated(query: RelatedQuery): Promise<EntitySighting[]>;
+
+  /** Tries to take the processing lease; returns the lease held (ours or another's). */
+  acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }>;
+  /** Releases the lease if we own it. */
+  releaseLease(tenantId: string, caseId: string, owner: string): Promise<void>;
+
+  /** Inserts if the key is new. Returns 'created' or 'exists' (then nothing changed). */
+  enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'>;
+  /** Updates delivery status of an outbox entry. */
+  markNotification(
+    tenantId: string,
+    key: string,
+    update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
+  ): Promise<void>;
+  /** Outbox entries of a case, or all queued ones of a tenant when caseId is omitted. */
+  listNotifications(filter: { tenantId?: string; caseId?: string; status?: NotificationRecord['status'] }): Promise<NotificationRecord[]>;
+
+  /** Keeps a rejected item. Idempotent on `id`. */
+  park(item: ParkedItem): Promise<void>;
+  /** Lists parked items, newest first. */
+  listParked(filter?: { tenantId?: string; limit?: number; includeReplayed?: boolean }): Promise<ParkedItem[]>;
+  /** Marks a parked item as replayed. */
+  markParkedReplayed(id: string, at: string): Promise<void>;
+
+  /** Frees resources. */
+  close(): Promise<void>;
+}
