@@ -1,0 +1,94 @@
+/**
+ * Reading raw bodies as JSON at the edge: size limit first (before any parsing work),
+ * UTF-8 BOM stripped, malformed JSON reported with its position.
+ */
+import { MalformedJsonError, PayloadTooLargeError } from '../errors';
+
+/** Default body limit: 1 MiB (ARCHITECTURE §6). */
+export const DEFAULT_BODY_LIMIT_BYTES = 1_048_576;
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function positionHint(message: string, source: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return /end of JSON input/i.test(message) ? ` (at end of input, position ${source.length})` : '';
+  const pos = Number(m[1]);
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < pos && i < source.length; i++) {
+    if (source.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return ` (line ${line}, column ${pos - lineStart + 1})`;
+}
+
+/** V8 quotes a few characters of the input in some messages: keep them on one line and short. */
+function oneLine(msg: string): string {
+  return msg.replace(/\s+/g, ' ').slice(0, 300);
+}
+
+function parseText(text: string): unknown {
+  if (text.trim() === '') throw new MalformedJsonError('empty body');
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    const msg = (err as Error).message;
+    throw new MalformedJsonError(`${oneLine(msg)}${positionHint(msg, text)}`, { cause: err });
+  }
+}
+
+/**
+ * Parses a body as JSON. Refuses bodies over `limitBytes` with PayloadTooLargeError
+ * (byte length checked before decoding or parsing), bytes that are not UTF-8 and text
+ * that is not JSON with MalformedJsonError (reason names the position when known).
+ * A leading UTF-8 byte-order mark is ignored.
+ */
+export function parseJsonText(text: string | Buffer, limitBytes = DEFAULT_BODY_LIMIT_BYTES): unknown {
+  const size = typeof text === 'string' ? Buffer.byteLength(text, 'utf8') : text.byteLength;
+  if (size > limitBytes) throw new PayloadTooLargeError(size, limitBytes);
+  let s: string;
+  if (typeof text === 'string') {
+    s = text;
+  } else {
+    try {
+      s = utf8.decode(text);
+    } catch (err) {
+      throw new MalformedJsonError('body is not valid UTF-8', { cause: err });
+    }
+  }
+  if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+  return parseText(s);
+}
+
+/** One line of an NDJSON document: its value, or why it is not JSON. `line` is 1-based. */
+export interface NdjsonLine {
+  readonly line: number;
+  readonly value?: unknown;
+  readonly error?: MalformedJsonError;
+}
+
+/**
+ * Parses newline-delimited JSON (replay files, parked-item exports). Blank lines are
+ * skipped; each other line yields its value or its own MalformedJsonError, so one bad
+ * line never hides its neighbours. No size limit: replay files are local and trusted.
+ */
+export function parseNdjson(text: string | Buffer): NdjsonLine[] {
+  let s = typeof text === 'string' ? text : text.toString('utf8');
+  if (s.charCodeAt(0) === 0xfeff) s = s.slice(1);
+  const out: NdjsonLine[] = [];
+  const lines = s.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i] as string;
+    const l = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (l.trim() === '') continue;
+    try {
+      out.push({ line: i + 1, value: JSON.parse(l) });
+    } catch (err) {
+      const msg = (err as Error).message;
+      out.push({ line: i + 1, error: new MalformedJsonError(`line ${i + 1}: ${oneLine(msg)}${positionHint(msg, l)}`, { cause: err }) });
+    }
+  }
+  return out;
+}
