@@ -1,0 +1,178 @@
+/**
+ * Which entity keys of a case link it to other cases, and which must not
+ * (scanners, DNS servers, the VPN gateway, SYSTEM …).
+ *
+ * Correlating kinds: `ip`, `host`, `account` only. Other kinds are left out on
+ * purpose: `filehash`/`process`/`file` of common binaries (powershell.exe, its
+ * hash, cmd.exe) appear in unrelated command-execution alerts on every host;
+ * `domain`/`url`/`cloud-app` of SaaS and CDN names would link unrelated cases
+ * below the infrastructure threshold; `mailbox` duplicates the account. They are
+ * not listed in `ignored` (that list is for entities a tenant would expect to link).
+ */
+import { Duration } from 'luxon';
+import type { TenantPolicy } from '../config/policy';
+import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase } from '../model/domain';
+import type { CorrelationPlan } from '../pipeline/brain';
+import { AddressList, parseIp } from './addresses';
+
+/** Entity kinds whose keys are used to find related cases. */
+export const CORRELATING_KINDS: ReadonlySet<EntityKind> = new Set<EntityKind>(['ip', 'host', 'account']);
+
+/** Accounts that exist on every Windows machine: they never identify an attacker or a victim. */
+const BUILTIN_ACCOUNTS: ReadonlySet<string> = new Set([
+  'system',
+  'localsystem',
+  'local system',
+  'local service',
+  'localservice',
+  'network service',
+  'networkservice',
+  'anonymous logon',
+  '-',
+  '',
+]);
+/** Domains whose accounts are all built-in virtual accounts (`NT AUTHORITY\SYSTEM`, `Window Manager\DWM-1`, `Font Driver Host\UMFD-0`). */
+const BUILTIN_ACCOUNT_DOMAINS = ['nt authority\\', 'window manager\\', 'font driver host\\'];
+const BUILTIN_HOSTS: ReadonlySet<string> = new Set(['localhost', 'localhost.localdomain', '-', '']);
+/** ipaddr.js ranges that never identify one machine. */
+const BUILTIN_IP_RANGES: ReadonlyMap<string, string> = new Map([
+  ['loopback', 'loopback address'],
+  ['unspecified', 'unspecified address'],
+  ['linkLocal', 'link-local address'],
+  ['multicast', 'multicast address'],
+  ['broadcast', 'broadcast address'],
+]);
+
+const ENTITY_KEY_RE = new RegExp(`^(${ENTITY_KINDS.join('|')}):(.*)$`, 'i');
+
+/** The value part of an entity key (`ip:10.0.0.1` → `10.0.0.1`). */
+export function keyValue(key: string): string {
+  const i = key.indexOf(':');
+  return i < 0 ? key : key.slice(i + 1);
+}
+
+/** Why a built-in rule excludes this entity from correlation, or undefined. */
+export function builtinNonCorrelating(e: Entity): string | undefined {
+  switch (e.kind) {
+    case 'ip': {
+      const parsed = parseIp(keyValue(e.key));
+      const what = parsed ? BUILTIN_IP_RANGES.get(parsed.range) : undefined;
+      return what ? `built-in: ${what}` : undefined;
+    }
+    case 'host':
+      return BUILTIN_HOSTS.has(keyValue(e.key).toLowerCase()) ? 'built-in: local host name' : undefined;
+    case 'account': {
+      for (const k of [e.key, ...e.altKeys]) {
+        const v = keyValue(k).toLowerCase();
+        if (BUILTIN_ACCOUNTS.has(v) || BUILTIN_ACCOUNT_DOMAINS.some((d) => v.startsWith(d))) return 'built-in: well-known system account';
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * The tenant's `network.nonCorrelating` list, compiled. Entries are either entity
+ * keys (`account:svc-scan@contoso.example`, `host:dns01`, `ip:10.0.0.0/24`) or plain
+ * IPs, CIDR blocks and host names (matched against ip and host entities, host names
+ * short or fully qualified).
+ */
+export class NonCorrelatingList {
+  private readonly keys = new Map<string, string>();
+  private readonly networks: AddressList;
+
+  /** Compiles the list. */
+  constructor(entries: readonly string[]) {
+    const networkEntries: string[] = [];
+    for (const raw of entries) {
+      const entry = raw.trim();
+      const m = ENTITY_KEY_RE.exec(entry);
+      if (m) {
+        const kind = (m[1] ?? '').toLowerCase();
+        const value = m[2] ?? '';
+        this.keys.set(`${kind}:${value.toLowerCase()}`, entry);
+        // `ip:` and `host:` entries may also be CIDRs / short names: match them like plain entries.
+        if (kind === 'ip' || kind === 'host') networkEntries.push(value);
+      } else {
+        networkEntries.push(entry);
+      }
+    }
+    this.networks = new AddressList(networkEntries);
+  }
+
+  /** Why the policy excludes this entity, or undefined. */
+  why(e: Entity): string | undefined {
+    for (const k of [e.key, ...e.altKeys]) {
+      const entry = this.keys.get(k.toLowerCase());
+      if (entry !== undefined) return `policy network.nonCorrelating: ${entry}`;
+    }
+    if (this.networks.empty) return undefined;
+    if (e.kind === 'ip' && this.networks.hasAddresses) {
+      const parsed = parseIp(keyValue(e.key));
+      if (parsed && this.networks.matchesIp(parsed)) return 'policy network.nonCorrelating: IP/CIDR match';
+    }
+    if (e.kind === 'host') {
+      for (const k of [e.key, ...e.altKeys]) {
+        if (this.networks.matchesHost(keyValue(k))) return 'policy network.nonCorrelating: host name match';
+      }
+    }
+    return undefined;
+  }
+}
+
+/** Correlation settings of a tenant, compiled once per policy. */
+export interface CorrelationSettings {
+  /** Look-up window around detectedAt, both directions, in ms. */
+  readonly windowMs: number;
+  /** The window as written in the policy (`P7D`), for explanations. */
+  readonly windowText: string;
+  /** A key seen in more than this many other cases within the window is infrastructure. */
+  readonly infrastructureThreshold: number;
+  /** Multi-stage when at least this many distinct phases are seen on one entity. */
+  readonly distinctPhases: number;
+  /** Multi-stage when a later phase follows an earlier one on the same entity (by detectedAt). */
+  readonly progression: boolean;
+  readonly nonCorrelating: NonCorrelatingList;
+}
+
+/** Compiles a policy's correlation settings (callers cache per policy object). */
+export function compileCorrelationSettings(policy: TenantPolicy): CorrelationSettings {
+  const c = policy.correlation;
+  return {
+    windowMs: Duration.fromISO(c.window).as('milliseconds'),
+    windowText: c.window,
+    infrastructureThreshold: c.infrastructureThreshold,
+    distinctPhases: c.escalateWhen.distinctPhases,
+    progression: c.escalateWhen.progression,
+    nonCorrelating: new NonCorrelatingList(policy.network.nonCorrelating),
+  };
+}
+
+/**
+ * What the pipeline must look up for a case: the keys and alt keys of its ip,
+ * host and account entities minus the non-correlating ones (reported in
+ * `ignored` with why), the window and this case's own phases.
+ */
+export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[], settings: CorrelationSettings): CorrelationPlan {
+  const keys = new Set<string>();
+  const ignored: { key: string; why: string }[] = [];
+  for (const e of c.entities) {
+    if (!CORRELATING_KINDS.has(e.kind)) continue;
+    const why = builtinNonCorrelating(e) ?? settings.nonCorrelating.why(e);
+    if (why) {
+      ignored.push({ key: e.key, why });
+      continue;
+    }
+    keys.add(e.key);
+    for (const k of e.altKeys) keys.add(k);
+  }
+  return {
+    keys: [...keys],
+    ignored,
+    windowMs: settings.windowMs,
+    infrastructureThreshold: settings.infrastructureThreshold,
+    phases,
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * A tenant policy compiled for the hot path: network matchers, blacklists, the
+ * rule map, the kill-chain mapping and the correlation settings. Compiled once
+ * per policy object (WeakMap), so a policy reload (new object) recompiles and an
+ * unloaded policy is garbage-collected with its compiled form.
+ */
+import { Duration } from 'luxon';
+import type { TenantPolicy } from '../config/policy';
+import { AddressList } from '../correlation/addresses';
+import { compileKillChain, type KillChainMapping } from '../correlation/killchain';
+import { type CorrelationSettings, compileCorrelationSettings } from '../correlation/plan';
+
+/** One entry of the tenant's rule map (`rules.K4-1`). */
+export interface RuleRef {
+  /** The key as written in the policy (`K4-1`, a GUID). */
+  readonly key: string;
+  /** Lower-cased key for matching. */
+  readonly lower: string;
+  readonly entry: TenantPolicy['rules'][string];
+}
+
+/** The compiled form of a tenant policy. */
+export interface CompiledPolicy {
+  readonly policy: TenantPolicy;
+  readonly internal: AddressList;
+  readonly dmz: AddressList;
+  readonly maintenanceHosts: AddressList;
+  readonly dmzManagementDevices: AddressList;
+  readonly blacklistIps: AddressList;
+  /** Lower-cased domains, no trailing dot. */
+  readonly blacklistDomains: ReadonlySet<string>;
+  /** Lower-cased hash values without algorithm prefix. */
+  readonly blacklistHashes: ReadonlySet<string>;
+  /** Rules by lower-cased key (exact rule id / code match). */
+  readonly rulesByKey: ReadonlyMap<string, RuleRef>;
+  /** Rules for name-prefix matching, longest key first (so `K1-10` wins over `K1-1`). */
+  readonly rulesByLength: readonly RuleRef[];
+  readonly killChain: KillChainMapping;
+  readonly correlation: CorrelationSettings;
+  /** First-report SLA (`sla.notifyWithin`) in ms. */
+  readonly notifyWithinMs: number;
+}
+
+const cache = new WeakMap<TenantPolicy, CompiledPolicy>();
+
+/** Strips an algorithm prefix (`sha256:abc` → `abc`) and lower-cases a hash. */
+export function bareHash(h: string): string {
+  const t = h.trim().toLowerCase();
+  const i = t.lastIndexOf(':');
+  return i < 0 ? t : t.slice(i + 1);
+}
+
+/** The compiled form of a policy (cached per policy object). */
+export function compilePolicy(policy: TenantPolicy): CompiledPolicy {
+  const hit = cache.get(policy);
+  if (hit) return hit;
+  const rules = Object.entries(policy.rules).map(([key, entry]) => ({ key, lower: key.trim().toLowerCase(), entry }));
+  const compiled: CompiledPolicy = {
+    policy,
+    internal: new AddressList(policy.network.internal),
+    dmz: new AddressList(policy.network.dmz),
+    maintenanceHosts: new AddressList(policy.network.maintenanceHosts),
+    dmzManagementDevices: new AddressList(policy.network.dmzManagementDevices),
+    blacklistIps: new AddressList(policy.blacklists.ip),
+    blacklistDomains: new Set(policy.blacklists.domain.map((d) => d.trim().toLowerCase().replace(/\.$/, ''))),
+    blacklistHashes: new Set(policy.blacklists.filehash.map(bareHash)),
+    rulesByKey: new Map(rules.map((r) => [r.lower, r])),
+    rulesByLength: [...rules].sort((a, b) => b.lower.length - a.lower.length || a.lower.localeCompare(b.lower)),
+    killChain: compileKillChain(policy.killChain),
+    correlation: compileCorrelationSettings(policy),
+    notifyWithinMs: Duration.fromISO(policy.sla.notifyWithin).as('milliseconds'),
+  };
+  cache.set(policy, compiled);
+  return compiled;
+}

@@ -1,0 +1,182 @@
+/**
+ * Facts about a case's entities under a tenant policy: internal/external,
+ * maintenance terminal, DMZ management device, indicator hits, command lines.
+ * Computed once per (case, policy, indicator set) and shared by classification,
+ * scoring and the first report.
+ */
+import { type AddressList, type ParsedIp, parseIp } from '../correlation/addresses';
+import { keyValue } from '../correlation/plan';
+import type { Case, Entity } from '../model/domain';
+import { bareHash, type CompiledPolicy } from './compiled';
+import { type IndicatorHit, type IndicatorSet, lookupEntity } from './indicators';
+
+/** Where an IP sits from the tenant's point of view. */
+export const IP_SCOPES = ['internal', 'dmz', 'external'] as const;
+/** An IP scope. */
+export type IpScope = (typeof IP_SCOPES)[number];
+
+/** Facts about one entity. */
+export interface EntityFacts {
+  readonly entity: Entity;
+  /** The key's value (`203.0.113.77`, `vpn01.corp.contoso.example`). */
+  readonly value: string;
+  /** For IPs: internal (policy `network.internal`, or RFC 1918/4193 when the list is empty), DMZ, or external. */
+  readonly scope?: IpScope;
+  /** Matches `network.maintenanceHosts` (host name or IP/CIDR). */
+  readonly maintenance: boolean;
+  /** Matches `network.dmzManagementDevices`. */
+  readonly dmzManagement: boolean;
+  /** Known-bad match (tenant blacklist or global indicator set). */
+  readonly indicator?: IndicatorHit;
+}
+
+/** Facts about a case. */
+export interface CaseFacts {
+  readonly entities: readonly EntityFacts[];
+  readonly indicatorHits: readonly IndicatorHit[];
+  /**
+   * Whether the host the activity ran on is a maintenance terminal. Rule (conservative,
+   * so a real attack is not downgraded): no host entity → some IP entity matches; one
+   * host entity → its name or some IP entity of the case matches; several host
+   * entities → every one matches by name.
+   */
+  readonly maintenanceTerminal: boolean;
+  /** Labels of the maintenance-terminal entities that matched. */
+  readonly maintenanceMatches: readonly string[];
+  /** Labels of DMZ management devices among the entities. */
+  readonly dmzManagementDevices: readonly string[];
+  /** Command lines of process entities (raw, attacker-controlled). */
+  readonly commandLines: readonly string[];
+  readonly hosts: readonly EntityFacts[];
+  readonly ips: readonly EntityFacts[];
+  readonly accounts: readonly EntityFacts[];
+  /** Some IP entity is external. */
+  readonly hasExternalIp: boolean;
+  /** There are IP entities and all are internal or DMZ. */
+  readonly internalOnly: boolean;
+}
+
+const PRIVATE_RANGES: ReadonlySet<string> = new Set(['private', 'uniqueLocal', 'loopback', 'linkLocal']);
+const URL_HOST_RE = /^[a-z][a-z0-9+.-]*:\/\/(?:[^@/?#]*@)?([^/:?#[\]]+)/i;
+
+function ipScope(ip: ParsedIp, p: CompiledPolicy): IpScope {
+  if (p.dmz.matchesIp(ip)) return 'dmz';
+  if (p.internal.hasAddresses) return p.internal.matchesIp(ip) ? 'internal' : 'external';
+  // No internal ranges in the policy: fall back to the private address ranges.
+  return PRIVATE_RANGES.has(ip.range) ? 'internal' : 'external';
+}
+
+function domainListed(domain: string, listed: ReadonlySet<string>): string | undefined {
+  let d = domain.toLowerCase().replace(/\.$/, '');
+  // A listed domain also covers its subdomains.
+  for (;;) {
+    if (listed.has(d)) return d;
+    const dot = d.indexOf('.');
+    if (dot < 0) return undefined;
+    d = d.slice(dot + 1);
+  }
+}
+
+function policyHit(e: Entity, value: string, parsed: ParsedIp | undefined, p: CompiledPolicy): IndicatorHit | undefined {
+  switch (e.kind) {
+    case 'ip':
+      return parsed && p.blacklistIps.matchesIp(parsed) ? { key: e.key, source: 'policy:blacklists.ip' } : undefined;
+    case 'domain': {
+      const d = p.blacklistDomains.size > 0 ? domainListed(value, p.blacklistDomains) : undefined;
+      return d ? { key: e.key, source: 'policy:blacklists.domain', description: `listed domain ${d}` } : undefined;
+    }
+    case 'url': {
+      const host = p.blacklistDomains.size > 0 ? URL_HOST_RE.exec(value)?.[1] : undefined;
+      const d = host ? domainListed(host, p.blacklistDomains) : undefined;
+      return d ? { key: e.key, source: 'policy:blacklists.domain', description: `URL on listed domain ${d}` } : undefined;
+    }
+    case 'filehash':
+      return p.blacklistHashes.has(bareHash(value)) ? { key: e.key, source: 'policy:blacklists.filehash' } : undefined;
+    default:
+      return undefined;
+  }
+}
+
+function commandLineOf(e: Entity): string | undefined {
+  const v = e.fields.commandLine ?? e.fields.CommandLine;
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+function hostMatches(e: Entity, list: AddressList): boolean {
+  if (list.empty) return false;
+  if (list.matchesHost(keyValue(e.key))) return true;
+  for (const k of e.altKeys) if (list.matchesHost(keyValue(k))) return true;
+  return false;
+}
+
+/** Computes the facts of a case (uncached; see `factsOf`). */
+export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSet | undefined): CaseFacts {
+  const entities: EntityFacts[] = [];
+  const hits: IndicatorHit[] = [];
+  const commandLines: string[] = [];
+  for (const e of c.entities) {
+    const value = keyValue(e.key);
+    let scope: IpScope | undefined;
+    let maintenance = false;
+    let dmzManagement = false;
+    let parsed: ParsedIp | undefined;
+    if (e.kind === 'ip') {
+      parsed = parseIp(value);
+      if (parsed) {
+        scope = ipScope(parsed, p);
+        maintenance = p.maintenanceHosts.matchesIp(parsed);
+        dmzManagement = p.dmzManagementDevices.matchesIp(parsed);
+      }
+    } else if (e.kind === 'host') {
+      maintenance = hostMatches(e, p.maintenanceHosts);
+      dmzManagement = hostMatches(e, p.dmzManagementDevices);
+    } else if (e.kind === 'process') {
+      const cl = commandLineOf(e);
+      if (cl) commandLines.push(cl);
+    }
+    const indicator = policyHit(e, value, parsed, p) ?? lookupEntity(indicators, e);
+    if (indicator) hits.push(indicator);
+    const f: { -readonly [K in keyof EntityFacts]: EntityFacts[K] } = { entity: e, value, maintenance, dmzManagement };
+    if (scope) f.scope = scope;
+    if (indicator) f.indicator = indicator;
+    entities.push(f);
+  }
+  const hosts = entities.filter((f) => f.entity.kind === 'host');
+  const ips = entities.filter((f) => f.entity.kind === 'ip');
+  const accounts = entities.filter((f) => f.entity.kind === 'account');
+  const ipMaintenance = ips.filter((f) => f.maintenance);
+  let maintenanceTerminal: boolean;
+  if (hosts.length === 0) maintenanceTerminal = ipMaintenance.length > 0;
+  else if (hosts.length === 1) maintenanceTerminal = (hosts[0]?.maintenance ?? false) || ipMaintenance.length > 0;
+  else maintenanceTerminal = hosts.every((h) => h.maintenance);
+  const scoped = ips.filter((f) => f.scope !== undefined);
+  return {
+    entities,
+    indicatorHits: hits,
+    maintenanceTerminal,
+    maintenanceMatches: entities.filter((f) => f.maintenance).map((f) => f.entity.label),
+    dmzManagementDevices: entities.filter((f) => f.dmzManagement).map((f) => f.entity.label),
+    commandLines,
+    hosts,
+    ips,
+    accounts,
+    hasExternalIp: scoped.some((f) => f.scope === 'external'),
+    internalOnly: scoped.length > 0 && scoped.every((f) => f.scope !== 'external'),
+  };
+}
+
+interface FactsEntry {
+  readonly policy: CompiledPolicy;
+  readonly indicators: IndicatorSet | undefined;
+  readonly facts: CaseFacts;
+}
+const cache = new WeakMap<Case, FactsEntry>();
+
+/** The facts of a case, cached per case object for the last (policy, indicator set) asked. */
+export function factsOf(c: Case, p: CompiledPolicy, indicators: IndicatorSet | undefined): CaseFacts {
+  const hit = cache.get(c);
+  if (hit && hit.policy === p && hit.indicators === indicators) return hit.facts;
+  const facts = computeFacts(c, p, indicators);
+  cache.set(c, { policy: p, indicators, facts });
+  return facts;
+}

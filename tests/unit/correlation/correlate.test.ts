@@ -1,0 +1,197 @@
+import fc from 'fast-check';
+import { isProgression } from '../../../shared/correlation/correlate';
+import { maskOf } from '../../../shared/correlation/killchain';
+import { KILL_CHAIN_PHASES, type KillChainPhase } from '../../../shared/model/domain';
+import { createBrain } from '../../../shared/triage/brain';
+import { contosoPolicy, host, ip, makeCase, resolved, SimulatedStore, triage } from '../../fixtures/brain/factory';
+
+/** One ATT&CK tactic per phase, so a test case can be put in any phase. */
+const TACTIC_OF: Record<KillChainPhase, string> = {
+  reconnaissance: 'Reconnaissance',
+  weaponization: 'ResourceDevelopment',
+  delivery: 'InitialAccess',
+  exploitation: 'CredentialAccess',
+  installation: 'Execution',
+  'command-and-control': 'CommandAndControl',
+  'lateral-movement': 'LateralMovement',
+  'actions-on-objectives': 'Exfiltration',
+};
+
+const T0 = Date.parse('2026-11-16T00:00:00Z');
+const minutes = (m: number) => new Date(T0 + m * 60_000).toISOString();
+const brain = createBrain();
+
+function phaseCase(
+  caseId: string,
+  phases: readonly KillChainPhase[],
+  atMinutes: number,
+  entities = [host('ws-fin-023.corp.contoso.example')],
+) {
+  return makeCase({
+    caseId,
+    name: `activity ${caseId}`,
+    tactics: phases.map((p) => TACTIC_OF[p]),
+    detectedAt: minutes(atMinutes),
+    entities,
+  });
+}
+
+describe('correlation verdict', () => {
+  it('treats a key seen in more than K other cases as infrastructure: it links nothing and is reported', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const store = new SimulatedStore();
+    const proxy = ip('10.1.1.1');
+    triage(brain, store, phaseCase('n1', ['delivery'], 0, [proxy]), rp);
+    triage(brain, store, phaseCase('n2', ['exploitation'], 10, [proxy]), rp);
+    triage(brain, store, phaseCase('n3', ['installation'], 20, [proxy]), rp);
+
+    const run = triage(brain, store, phaseCase('n4', ['lateral-movement'], 30, [proxy]), rp);
+
+    expect(run.verdict.relatedCaseIds).toEqual([]);
+    expect(run.verdict.multiStage).toBe(false);
+    expect(run.verdict.ignoredEntities).toEqual([
+      { key: 'ip:10.1.1.1', why: 'seen in more than 2 other cases within P7D: treated as infrastructure' },
+    ]);
+  });
+
+  it('still links through a key seen in exactly K other cases', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('m1', ['delivery'], 0), rp);
+    triage(brain, store, phaseCase('m2', ['exploitation'], 10), rp);
+
+    const run = triage(brain, store, phaseCase('m3', ['lateral-movement'], 30), rp);
+
+    expect(run.verdict.relatedCaseIds).toEqual(['m1', 'm2']);
+    expect(run.verdict.multiStage).toBe(true);
+  });
+
+  it("does not link cases through the tenant's non-correlating DNS server", () => {
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('d1', ['exploitation'], 0, [ip('10.0.0.53'), host('dns01.corp.contoso.example')]));
+
+    const run = triage(brain, store, phaseCase('d2', ['lateral-movement'], 60, [ip('10.0.0.53'), host('dns01')]));
+
+    expect(run.verdict.relatedCaseIds).toEqual([]);
+    expect(run.verdict.multiStage).toBe(false);
+    expect(run.verdict.ignoredEntities.map((i) => i.key)).toEqual(['ip:10.0.0.53', 'host:dns01']);
+  });
+
+  it('judges progression by detection time, not arrival: a late-arriving earlier phase completes the chain', () => {
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('later', ['lateral-movement'], 120));
+
+    const run = triage(brain, store, phaseCase('earlier', ['exploitation'], 0));
+
+    expect(run.verdict.multiStage).toBe(true);
+    expect(run.verdict.detail).toBe(
+      'multi-stage: progression exploitation (this case) → lateral-movement (case later) on host:ws-fin-023.corp.contoso.example (cases later)',
+    );
+    expect(run.verdict.stage).toBe('lateral-movement');
+  });
+
+  it('does not call a regression (later detection, earlier phase) a progression', () => {
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('first', ['lateral-movement'], 0));
+
+    const run = triage(brain, store, phaseCase('second', ['delivery'], 60));
+
+    expect(run.verdict.multiStage).toBe(false);
+    expect(run.verdict.relatedCaseIds).toEqual(['first']);
+    expect(run.verdict.detail).toBe('related on host:ws-fin-023.corp.contoso.example: cases first; phases delivery → lateral-movement');
+  });
+
+  it('flags an incident whose own alerts progress along the kill chain', () => {
+    const c = makeCase({
+      caseId: 'inc-1',
+      alerts: [
+        { tactics: ['CredentialAccess'], detectedAt: minutes(0) },
+        { tactics: ['CommandAndControl'], detectedAt: minutes(30) },
+      ],
+    });
+
+    const run = triage(brain, new SimulatedStore(), c);
+
+    expect(run.verdict.multiStage).toBe(true);
+    expect(run.verdict.detail).toBe('multi-stage within the case: phases exploitation → command-and-control');
+  });
+
+  it('never treats two sightings at the same instant as a progression', () => {
+    const a = maskOf(['delivery']);
+    const b = maskOf(['actions-on-objectives']);
+
+    expect(isProgression(1000, a, 1000, b)).toBe(false);
+    expect(isProgression(1000, a, 2000, b)).toBe(true);
+    expect(isProgression(2000, a, 1000, b)).toBe(false);
+  });
+});
+
+describe('order independence of the multi-stage verdict (property)', () => {
+  /**
+   * The verdict of a chain: (1) whether at least one of its cases was flagged
+   * multi-stage when it was triaged on arrival (what triggers an escalation), and
+   * (2) the set of cases flagged when each is re-evaluated after all have arrived.
+   * Claim: (1) and (2) are the same for every arrival order, (1) ⇔ (2) is non-empty,
+   * and both match the definition (≥ N distinct phases on the entity, or a pair
+   * ordered by detectedAt whose later case has a strictly later phase).
+   */
+  const WINDOW_MIN = 7 * 24 * 60;
+  const chain = fc.integer({ min: 2, max: 6 }).chain((n) =>
+    fc.record({
+      alerts: fc.array(
+        fc.record({
+          phases: fc.subarray([...KILL_CHAIN_PHASES], { minLength: 1, maxLength: 2 }),
+          at: fc.integer({ min: 0, max: WINDOW_MIN }),
+        }),
+        { minLength: n, maxLength: n },
+      ),
+      orderA: fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }),
+      orderB: fc.shuffledSubarray([...Array(n).keys()], { minLength: n, maxLength: n }),
+      progression: fc.boolean(),
+    }),
+  );
+  const policies = new Map(
+    [true, false].map((p) => [
+      p,
+      resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: p } } })),
+    ]),
+  );
+
+  function run(cases: ReturnType<typeof phaseCase>[], order: number[], rp: ReturnType<typeof resolved>) {
+    const store = new SimulatedStore();
+    const flaggedOnArrival: string[] = [];
+    let last: ReturnType<typeof triage> | undefined;
+    for (const i of order) {
+      const c = cases[i]!;
+      last = triage(brain, store, c, rp);
+      if (last.verdict.multiStage) flaggedOnArrival.push(c.caseId);
+    }
+    const steady = cases.filter((c) => triage(brain, store, c, rp, { persist: false }).verdict.multiStage).map((c) => c.caseId);
+    return { anyOnArrival: flaggedOnArrival.length > 0, steady: steady.sort(), lastPhases: last!.verdict.phases };
+  }
+
+  it('gives the same chain verdict for any arrival order within the window', () => {
+    fc.assert(
+      fc.property(chain, ({ alerts, orderA, orderB, progression }) => {
+        const rp = policies.get(progression)!;
+        const cases = alerts.map((a, i) => phaseCase(`c${i}`, a.phases, a.at));
+        const union = new Set(alerts.flatMap((a) => a.phases));
+        const low = (ps: readonly KillChainPhase[]) => Math.min(...ps.map((p) => KILL_CHAIN_PHASES.indexOf(p)));
+        const high = (ps: readonly KillChainPhase[]) => Math.max(...ps.map((p) => KILL_CHAIN_PHASES.indexOf(p)));
+        const pairProgress = alerts.some((x) => alerts.some((y) => x.at < y.at && high(y.phases) > low(x.phases)));
+        const expected = union.size >= 3 || (progression && pairProgress);
+
+        const a = run(cases, orderA, rp);
+        const b = run(cases, orderB, rp);
+
+        expect(a.anyOnArrival).toBe(expected);
+        expect(b.anyOnArrival).toBe(expected);
+        expect(a.steady).toEqual(b.steady);
+        expect(a.steady.length > 0).toBe(expected);
+        // The last case to arrive sees the whole chain on the shared host.
+        expect(a.lastPhases).toEqual(KILL_CHAIN_PHASES.filter((p) => union.has(p)));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

@@ -1,0 +1,136 @@
+import {
+  clean,
+  EVIDENCE_QUERIES,
+  EVIDENCE_QUERY_IDS,
+  getPlaybook,
+  isPlaybookId,
+  PLAYBOOK_IDS,
+  PLAYBOOKS,
+  selectEvidence,
+} from '../../../playbooks';
+import type { PlaybookContext } from '../../../playbooks/types';
+import { createBrain } from '../../../shared/triage/brain';
+import { compilePolicy } from '../../../shared/triage/compiled';
+import { factsOf } from '../../../shared/triage/facts';
+import { account, contosoPolicy, host, ip, makeCase, proc, resolved, SimulatedStore, triage } from '../../fixtures/brain/factory';
+
+function ctxOf(c: ReturnType<typeof makeCase>, ruleSeverity?: 'high'): PlaybookContext {
+  const policy = contosoPolicy();
+  return {
+    case: c,
+    classification: { playbook: 'x', classifiedBy: 'test', ...(ruleSeverity ? { ruleSeverity } : {}) },
+    facts: factsOf(c, compilePolicy(policy), undefined),
+    policy,
+  };
+}
+
+describe('playbook registry', () => {
+  it('holds the seven playbooks in priority order with generic last', () => {
+    expect(PLAYBOOKS.map((p) => p.id)).toEqual([
+      'command-execution',
+      'brute-force',
+      'lateral-movement',
+      'unauthorized-access',
+      'reputation',
+      'suspicious-communication',
+      'generic',
+    ]);
+    expect(PLAYBOOKS.map((p) => p.id)).toEqual([...PLAYBOOK_IDS]);
+  });
+
+  it('returns generic for an unknown id', () => {
+    expect(isPlaybookId('toString')).toBe(false);
+    expect(getPlaybook('nope').id).toBe('generic');
+  });
+
+  it("declares the seed's first-report levels", () => {
+    expect(Object.fromEntries(PLAYBOOKS.map((p) => [p.id, p.nominalSeverity]))).toEqual({
+      'command-execution': 'critical',
+      'brute-force': 'high',
+      'lateral-movement': 'medium',
+      'unauthorized-access': 'medium',
+      reputation: 'medium',
+      'suspicious-communication': 'medium',
+      generic: 'provider',
+    });
+  });
+
+  it('refers only to catalogued evidence queries, and every catalogued query is used', () => {
+    const used = new Set(PLAYBOOKS.flatMap((p) => p.evidence.map((e) => e.query)));
+
+    for (const id of used) expect(EVIDENCE_QUERIES[id]?.id).toBe(id);
+    expect([...used].sort()).toEqual([...EVIDENCE_QUERY_IDS].sort());
+  });
+
+  it('declares techniques as parent ATT&CK ids', () => {
+    for (const p of PLAYBOOKS) for (const t of p.recognition.techniques) expect(t).toMatch(/^T\d{4}$/);
+  });
+});
+
+describe('evidence selection', () => {
+  it('asks for reputation and WHOIS only when an external address is involved', () => {
+    const steps = getPlaybook('unauthorized-access').evidence;
+    const external = ctxOf(makeCase({ caseId: 'e', entities: [ip('203.0.113.9')] }));
+    const internal = ctxOf(makeCase({ caseId: 'i', entities: [ip('10.1.2.3')] }));
+
+    expect(selectEvidence(steps, external).map((q) => q.id)).toEqual(['signin-success-after-failures', 'ip-reputation', 'whois']);
+    expect(selectEvidence(steps, internal).map((q) => q.id)).toEqual(['signin-success-after-failures', 'proxy-fanout-internal']);
+  });
+
+  it('asks for DMZ-inbound traffic only for high-severity rule entries (the K5-1 type)', () => {
+    const steps = getPlaybook('unauthorized-access').evidence;
+    const c = makeCase({ caseId: 'k', entities: [ip('172.16.10.5')] });
+
+    expect(selectEvidence(steps, ctxOf(c, 'high')).map((q) => q.id)).toContain('dmz-inbound');
+    expect(selectEvidence(steps, ctxOf(c)).map((q) => q.id)).not.toContain('dmz-inbound');
+  });
+});
+
+describe('first report text', () => {
+  it('shows control characters in attacker-controlled values instead of starting new lines', () => {
+    expect(clean('a\nb\r\u2028c\u0007')).toBe('a\\nb\\r\\x2028c\\x07');
+    expect(clean('x'.repeat(400))).toBe(`${'x'.repeat(300)}… (400 chars)`);
+  });
+
+  it('cannot be given forged lines through a command line or title', () => {
+    const c = makeCase({
+      caseId: 'forge',
+      name: 'K2-3 run\nWhy INFORMATIONAL',
+      entities: [host('ws-fin-023'), proc('calc.exe\nPlease confirm\n  1. Nothing to see')],
+    });
+
+    const report = triage(createBrain(), new SimulatedStore(), c).scored.firstReport;
+
+    expect(report.split('\n').filter((l) => l.startsWith('Why '))).toEqual(['Why CRITICAL']);
+    expect(report.split('\n').filter((l) => l === 'Please confirm')).toHaveLength(1);
+  });
+
+  it('has the sections in a fixed order', () => {
+    const c = makeCase({ caseId: 'order', name: 'K4-1 Brute force', entities: [ip('203.0.113.77'), account('k.tanaka@contoso.example')] });
+
+    const report = triage(createBrain(), new SimulatedStore(), c).scored.firstReport;
+    const headings = report
+      .split('\n')
+      .filter((l) => /^[A-Z][^ ]*( [A-Za-z(]|$)/.test(l) && !l.startsWith('Case ') && !l.startsWith('First '));
+
+    expect(headings).toEqual([
+      'What happened',
+      'Entities',
+      'Why HIGH',
+      'Kill chain',
+      'Threat level (NIST SP 800-30): moderate (scenario brute-force-on-accounts)',
+      'Please confirm',
+      'Next checks (evidence queries)',
+      'Limits',
+    ]);
+    expect(report.startsWith('[HIGH] Brute force: K4-1 Brute force\n')).toBe(true);
+  });
+
+  it('shows detection time in UTC and in the tenant time zone', () => {
+    const c = makeCase({ caseId: 'tz', name: 'K4-1 Brute force', detectedAt: '2026-11-20T01:13:05.000Z' });
+
+    const report = triage(createBrain(), new SimulatedStore(), c, resolved()).scored.firstReport;
+
+    expect(report).toContain('Detected: 2026-11-20T01:13:05.000Z (2026-11-20 10:13 Asia/Tokyo)');
+  });
+});
