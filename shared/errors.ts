@@ -102,6 +102,17 @@ export class AuthenticationError extends TriageError {
   }
 }
 
+/** An Event Hubs event does not fit an empty batch (or one record alone exceeds the per-event byte budget). */
+export class EventTooLargeError extends TriageError {
+  constructor(
+    readonly size: number,
+    readonly limit: number,
+    detail: string,
+  ) {
+    super(`event of ${size} bytes exceeds the limit of ${limit} bytes: ${detail}`);
+  }
+}
+
 /** Returns true when an error is worth retrying in-process (transient infrastructure failure). */
 export function isTransient(err: unknown): boolean {
   return err instanceof StoreUnavailableError || err instanceof ConcurrencyConflictError || err instanceof CaseBusyError;
