@@ -104,11 +104,20 @@ export interface Store {
   /** Latest revision of a case when the tenant is unknown (HTTP GET /api/cases/{id}); may be cross-partition. */
   findCase(caseId: string): Promise<CaseRecord | undefined>;
   /**
-   * Saves a case revision and replaces its entity index rows.
+   * Saves a case revision, replaces its entity index rows and inserts its new outbox
+   * entries, as one unit (SQLite transaction; Cosmos transactional batch in the tenant's
+   * partition), so a crash can never leave a case without its notifications or a
+   * notification without its case.
    * `expectedEtag`: the etag read before (undefined = must not exist yet). A mismatch
-   * throws ConcurrencyConflictError.
+   * throws ConcurrencyConflictError and nothing is written.
+   * `outbox` entries whose key already exists are left as they are (idempotent).
    */
-  putCase(record: CaseRecord, sightings: readonly EntitySighting[], expectedEtag: string | undefined): Promise<CaseRecord>;
+  putCase(
+    record: CaseRecord,
+    sightings: readonly EntitySighting[],
+    expectedEtag: string | undefined,
+    outbox?: readonly NotificationRecord[],
+  ): Promise<CaseRecord>;
   /** Sightings for correlation (indexed by tenant, entity key, time). */
   findRelated(query: RelatedQuery): Promise<EntitySighting[]>;
 

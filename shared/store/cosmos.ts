@@ -1,0 +1,890 @@
+/**
+ * The Azure Store: Cosmos DB for NoSQL (@azure/cosmos 4.x), managed identity by default.
+ *
+ * Containers (both created with `defaultTtl: -1`: TTL on, items expire only with their own `ttl`)
+ *
+ * `cases` — partition key `/tenantId`. Everything the hot path touches for one alert lives in the
+ *   tenant's logical partition, so one TransactionalBatch (one request, atomic, ≤ 100 operations)
+ *   can commit a case revision with its correlation index and its outbox entries:
+ *   - `docType: 'case'`      id `case:<caseId>`: the latest revision (case + result); `_etag` is the
+ *                            CaseRecord etag. It also lists the ids of its sighting and outbox
+ *                            documents, so a re-put knows what to delete without a query.
+ *   - `docType: 'sighting'`  id `sighting:<hash(caseId, entityKey, detectedAt)>`: one entity-index
+ *                            row; findRelated is ONE single-partition query for all keys
+ *                            (`entityKey IN (…) AND detectedAt BETWEEN …  ORDER BY detectedAt DESC`),
+ *                            limitPerKey applied client-side while paging (it stops as soon as every
+ *                            key is full). One query per key would cost N requests per alert.
+ *   - `docType: 'outbox'`    id `outbox:<hash(key)>`: create → 201 'created', 409 'exists'.
+ *   - `docType: 'lease'`     id `lease:<caseId>`: conditional create; an expired lease is taken over
+ *                            by replace with IfMatch; `ttl` = time to expiry + 60 s so leases clean
+ *                            themselves up.
+ *   Indexing excludes the big `case`/`result`/`payload` subtrees (write RU scales with indexed paths).
+ *
+ * `parked` — partition key `/id`. The port addresses a parked item by id alone, so the id is the
+ *   only partition key that keeps park (create, 409 = already parked) and markParkedReplayed (patch)
+ *   point operations. listParked is a cross-partition query; it is an operator tool, not hot.
+ *
+ * Requests per alert on the hot path (measured against the stand-in with the counting proxy, see
+ * tests/contract/cosmos.test.ts): getCase 1 point read; findRelated 1 single-partition query (the
+ * JS SDK also asks the gateway for a query plan once per query iterator: one extra request, sent
+ * concurrently with the query; there is no public switch to skip it); putCase 1 batch (case + sightings + outbox entries, whatever their number up to 100
+ * operations); acquireLease 1 point create and releaseLease 1 point delete when used. A revision of
+ * a case read through this store needs no extra read (the case's sighting/outbox ids are cached by
+ * etag from getCase). No cross-partition query on the hot path: only findCase, listParked and
+ * listNotifications without a tenant fan out.
+ *
+ * Concurrency: every update is conditional on the etag read before (IfMatch); 412 / 409 on the
+ * case document become ConcurrencyConflictError and nothing of the batch is written. markNotification
+ * and markParkedReplayed are single PATCH operations (server-side, atomic: no read-modify-write loop).
+ *
+ * Retention: `defaultTtlSeconds` (or `ttlSecondsForTenant`, e.g. from the tenant policy's
+ * `retention.days`) sets `ttl` on cases, sightings, outbox and parked items; the port carries no
+ * per-call TTL. Without either, items are kept until deleted.
+ *
+ * Throttling and faults: the SDK's own throttle retries are switched off (maxRetryAttemptCount 0) so
+ * there is one retry policy: `withRetry` with exponential backoff and jitter, honouring
+ * `x-ms-retry-after-ms`, for 408/429/449/5xx and connection errors; after the last attempt
+ * StoreUnavailableError (with the SDK error as cause). Two SDK behaviours remain: reads and queries
+ * are retried by the SDK itself on a connection reset (up to 10 × 1 s, not configurable), and a
+ * failed batch request reaches us as a plain Error without its status (so a throttled batch is
+ * retried with our backoff, not the service's retry-after).
+ *
+ * Auth: managed identity (data-plane RBAC: Cosmos DB Built-in Data Contributor). Data-plane RBAC
+ * cannot create databases or containers, so `createIfMissing` is for key auth (emulator, stand-in);
+ * in Azure the containers come from Bicep with the partition keys, TTL and indexing above.
+ *
+ * Limits: one tenant's partition holds at most 20 GB (cases × retention); TransactionalBatch holds at
+ * most 100 operations and 2 MB, so a case with more than 99 index/outbox operations is committed in
+ * several batches (the first one carries the case and the etag check; the rest follow).
+ */
+import { createHash } from 'node:crypto';
+import { Agent as HttpsAgent } from 'node:https';
+import {
+  type Container,
+  CosmosClient,
+  type CosmosClientOptions,
+  type IndexingPolicy,
+  type JSONObject,
+  type OperationInput,
+  type PatchOperation,
+  type SqlParameter,
+} from '@azure/cosmos';
+import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
+import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
+import { type Logger, silentLogger } from '../log';
+import type { KillChainPhase, Severity } from '../model/domain';
+import type { CaseRecord, CaseState, EntitySighting, Lease, NotificationRecord, ParkedItem, RelatedQuery, Store } from './port';
+import { type RetryPolicy, withRetry } from './retry';
+
+/** Settings read from the environment (see cosmosSettingsFromEnv). */
+export interface CosmosSettings {
+  readonly endpoint: string;
+  readonly database: string;
+  /** Account key: only for the local emulator / stand-in (COSMOS_USE_KEY=true). Otherwise managed identity. */
+  readonly key?: string;
+  /** Accept a self-signed TLS certificate (the local stand-in); never for Azure. */
+  readonly allowSelfSigned: boolean;
+  readonly createIfMissing: boolean;
+  readonly defaultTtlSeconds?: number;
+}
+
+const TRUE = /^(1|true|yes|on)$/i;
+
+/**
+ * Reads Cosmos settings, failing fast with ConfigError naming the first missing or invalid one:
+ * COSMOS_ENDPOINT (https URL; http only together with COSMOS_USE_KEY), COSMOS_DATABASE,
+ * COSMOS_KEY (required only when COSMOS_USE_KEY=true, i.e. the local emulator / stand-in),
+ * COSMOS_ALLOW_SELF_SIGNED (default false), COSMOS_CREATE_IF_MISSING (default false),
+ * COSMOS_RETENTION_DAYS (optional, 1–730: item TTL).
+ */
+export function cosmosSettingsFromEnv(env: NodeJS.ProcessEnv): CosmosSettings {
+  const endpoint = env.COSMOS_ENDPOINT?.trim();
+  if (!endpoint) throw new ConfigError('COSMOS_ENDPOINT', 'is required when STORE=cosmos');
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch (err) {
+    throw new ConfigError('COSMOS_ENDPOINT', 'is not a URL', { cause: err });
+  }
+  const useKey = TRUE.test(env.COSMOS_USE_KEY ?? '');
+  if (url.protocol !== 'https:' && !(useKey && url.protocol === 'http:')) {
+    throw new ConfigError(
+      'COSMOS_ENDPOINT',
+      'must be an https URL (http is accepted only for the local emulator with COSMOS_USE_KEY=true)',
+    );
+  }
+  const database = env.COSMOS_DATABASE?.trim();
+  if (!database) throw new ConfigError('COSMOS_DATABASE', 'is required when STORE=cosmos');
+  const key = env.COSMOS_KEY?.trim();
+  if (useKey && !key) throw new ConfigError('COSMOS_KEY', 'is required when COSMOS_USE_KEY=true');
+  let defaultTtlSeconds: number | undefined;
+  const days = env.COSMOS_RETENTION_DAYS?.trim();
+  if (days) {
+    const n = Number(days);
+    if (!Number.isInteger(n) || n < 1 || n > 730)
+      throw new ConfigError('COSMOS_RETENTION_DAYS', 'must be a whole number of days between 1 and 730');
+    defaultTtlSeconds = n * 86_400;
+  }
+  return {
+    endpoint,
+    database,
+    ...(useKey && key ? { key } : {}),
+    allowSelfSigned: TRUE.test(env.COSMOS_ALLOW_SELF_SIGNED ?? ''),
+    createIfMissing: TRUE.test(env.COSMOS_CREATE_IF_MISSING ?? ''),
+    ...(defaultTtlSeconds !== undefined ? { defaultTtlSeconds } : {}),
+  };
+}
+
+/** Options of openCosmosStore. */
+export interface CosmosStoreOptions {
+  readonly endpoint: string;
+  /** Account key (local emulator / stand-in only). Without it, `credential` or DefaultAzureCredential (managed identity). */
+  readonly key?: string;
+  readonly credential?: TokenCredential;
+  readonly database: string;
+  readonly log?: Logger;
+  /** Create the database and containers when missing (local runs, tests). Otherwise they must exist (Bicep creates them). */
+  readonly createIfMissing?: boolean;
+  /** Per-request timeout (default 10 000 ms). */
+  readonly requestTimeoutMs?: number;
+  /** A ready client (tests, custom pipelines). Then endpoint/key/credential are not used; give it retryOptions.maxRetryAttemptCount 0. */
+  readonly client?: CosmosClient;
+  /** Accept the local stand-in's self-signed certificate (https endpoints only). */
+  readonly allowSelfSigned?: boolean;
+  /** TTL in seconds for cases, sightings, outbox entries and parked items (retention). */
+  readonly defaultTtlSeconds?: number;
+  /** Per-tenant TTL (e.g. from the tenant policy's retention.days); falls back to defaultTtlSeconds. */
+  readonly ttlSecondsForTenant?: (tenantId: string) => number | undefined;
+  /** Retry tuning (defaults: 6 attempts, 100 ms base, 5 s max per wait). */
+  readonly retry?: Partial<Pick<RetryPolicy, 'attempts' | 'baseMs' | 'maxMs' | 'sleep' | 'random'>>;
+  /** Container names (defaults `cases`, `parked`). */
+  readonly containers?: { readonly cases?: string; readonly parked?: string };
+}
+
+const CASES_INDEXING: IndexingPolicy = {
+  indexingMode: 'consistent',
+  automatic: true,
+  includedPaths: [{ path: '/*' }],
+  excludedPaths: [
+    { path: '/case/*' },
+    { path: '/result/*' },
+    { path: '/payload/?' },
+    { path: '/sightingIds/*' },
+    { path: '/outboxIds/*' },
+    { path: '/"_etag"/?' },
+  ],
+};
+
+const PARKED_INDEXING: IndexingPolicy = {
+  indexingMode: 'consistent',
+  automatic: true,
+  includedPaths: [{ path: '/*' }],
+  excludedPaths: [{ path: '/body/?' }, { path: '/issues/*' }, { path: '/reason/?' }, { path: '/"_etag"/?' }],
+};
+
+/**
+ * Opens the Cosmos store: builds the client (unless given), then creates or checks the database
+ * and containers. Throws ConfigError when they are missing and `createIfMissing` is off, and
+ * StoreUnavailableError when the account cannot be reached.
+ */
+export async function openCosmosStore(options: CosmosStoreOptions): Promise<CosmosStore> {
+  const log = options.log ?? silentLogger;
+  const client = options.client ?? new CosmosClient(clientOptions(options));
+  const names = { cases: options.containers?.cases ?? 'cases', parked: options.containers?.parked ?? 'parked' };
+  const policy = retryPolicy('open', options.retry, log);
+  try {
+    if (options.createIfMissing) {
+      const { database } = await withRetry(() => client.databases.createIfNotExists({ id: options.database }), policy);
+      await withRetry(
+        () =>
+          database.containers.createIfNotExists({
+            id: names.cases,
+            partitionKey: { paths: ['/tenantId'] },
+            defaultTtl: -1,
+            indexingPolicy: CASES_INDEXING,
+          }),
+        policy,
+      );
+      await withRetry(
+        () =>
+          database.containers.createIfNotExists({
+            id: names.parked,
+            partitionKey: { paths: ['/id'] },
+            defaultTtl: -1,
+            indexingPolicy: PARKED_INDEXING,
+          }),
+        policy,
+      );
+    } else {
+      for (const name of [names.cases, names.parked]) {
+        const read = await withRetry(() => client.database(options.database).container(name).read(), policy).catch((err: unknown) => {
+          if (statusOf(err) === 404) {
+            throw new ConfigError(
+              'COSMOS_DATABASE',
+              `container ${options.database}/${name} does not exist (deploy infra or set COSMOS_CREATE_IF_MISSING)`,
+              {
+                cause: err,
+              },
+            );
+          }
+          throw err;
+        });
+        if (!read.resource) throw new ConfigError('COSMOS_DATABASE', `container ${options.database}/${name} does not exist`);
+      }
+    }
+  } catch (err) {
+    if (!options.client) client.dispose();
+    throw err;
+  }
+  const db = client.database(options.database);
+  log.info('store.cosmos.opened', { database: options.database, containers: names });
+  return new CosmosStore(client, db.container(names.cases), db.container(names.parked), options, log, !options.client);
+}
+
+function clientOptions(options: CosmosStoreOptions): CosmosClientOptions {
+  const https = options.endpoint.startsWith('https:');
+  return {
+    endpoint: options.endpoint,
+    ...(options.key ? { key: options.key } : { aadCredentials: options.credential ?? new DefaultAzureCredential() }),
+    connectionPolicy: {
+      // A key means the local emulator / stand-in, whose account metadata names an endpoint that is not ours to follow.
+      enableEndpointDiscovery: !options.key,
+      requestTimeout: options.requestTimeoutMs ?? 10_000,
+      // One retry policy, ours (withRetry): the SDK's throttle retries would multiply with it.
+      retryOptions: { maxRetryAttemptCount: 0, fixedRetryIntervalInMilliseconds: 0, maxWaitTimeInSeconds: 0 },
+    },
+    // Without an agent the SDK uses its own keep-alive agents (http allowed for the emulator).
+    ...(https && options.allowSelfSigned ? { agent: new HttpsAgent({ keepAlive: true, rejectUnauthorized: false }) } : {}),
+  };
+}
+
+const RETRYABLE_STATUS = new Set([408, 429, 449, 500, 502, 503, 504]);
+const RETRYABLE_NETWORK = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'REQUEST_SEND_ERROR',
+  'TimeoutError',
+]);
+
+function statusOf(err: unknown): number | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** Whether a Cosmos SDK error is transient: 408/429/449/5xx, connection failures, timeouts. */
+export function isTransientCosmosError(err: unknown): boolean {
+  if (err instanceof StoreUnavailableError) return true;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'number') return RETRYABLE_STATUS.has(code);
+  if (typeof code === 'string') return RETRYABLE_NETWORK.has(code);
+  return false;
+}
+
+/** The delay the service asked for: `retryAfterInMs` (x-ms-retry-after-ms) or a `Retry-After` header in seconds. */
+export function cosmosRetryAfterMs(err: unknown): number | undefined {
+  const e = err as { retryAfterInMs?: unknown; headers?: Record<string, unknown> } | null;
+  if (typeof e?.retryAfterInMs === 'number' && Number.isFinite(e.retryAfterInMs)) return e.retryAfterInMs;
+  const ms = Number(e?.headers?.['x-ms-retry-after-ms']);
+  if (e?.headers?.['x-ms-retry-after-ms'] !== undefined && Number.isFinite(ms)) return ms;
+  const s = Number(e?.headers?.['retry-after']);
+  if (e?.headers?.['retry-after'] !== undefined && Number.isFinite(s)) return s * 1000;
+  return undefined;
+}
+
+function retryPolicy(op: string, tuning: CosmosStoreOptions['retry'], log: Logger): RetryPolicy {
+  return {
+    attempts: tuning?.attempts ?? 6,
+    baseMs: tuning?.baseMs ?? 100,
+    maxMs: tuning?.maxMs ?? 5_000,
+    ...(tuning?.sleep ? { sleep: tuning.sleep } : {}),
+    ...(tuning?.random ? { random: tuning.random } : {}),
+    isRetryable: isTransientCosmosError,
+    retryAfterMs: cosmosRetryAfterMs,
+    exhausted: (err, attempts) =>
+      err instanceof StoreUnavailableError
+        ? err
+        : new StoreUnavailableError(`cosmos ${op} failed after ${attempts} attempt(s)`, { cause: err }),
+    onRetry: ({ attempt, delayMs, error }) => log.warn('store.cosmos.retry', { op, attempt, delayMs, status: statusOf(error) }),
+  };
+}
+
+const SAFE_ID = /^[A-Za-z0-9._:@=-]{1,200}$/;
+
+function hashId(...parts: string[]): string {
+  const h = createHash('sha256');
+  for (const p of parts) h.update(p).update('\u0000');
+  return h.digest('base64url').slice(0, 32);
+}
+
+/** Cosmos ids may not contain / \ ? #: readable ids when safe, a hash otherwise. */
+function idPart(s: string): string {
+  return SAFE_ID.test(s) ? s : `~${hashId(s)}`;
+}
+
+const caseDocId = (caseId: string) => `case:${idPart(caseId)}`;
+const leaseDocId = (caseId: string) => `lease:${idPart(caseId)}`;
+const sightingDocId = (caseId: string, entityKey: string, at: string) => `sighting:${hashId(caseId, entityKey, at)}`;
+const outboxDocId = (key: string) => `outbox:${hashId(key)}`;
+
+const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/** Canonical `toISOString()` spelling so string order is time order (same rule as the SQLite adapter). */
+function instantKey(iso: string): string {
+  if (CANONICAL_INSTANT.test(iso)) return iso;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? iso : new Date(ms).toISOString();
+}
+
+interface CaseDoc {
+  id: string;
+  docType: 'case';
+  tenantId: string;
+  caseId: string;
+  revision: number;
+  revisionKey: string;
+  fingerprint: string;
+  state: string;
+  detectedAt: string;
+  case: CaseRecord['case'];
+  result: CaseRecord['result'];
+  sightingIds: string[];
+  outboxIds: string[];
+  ttl?: number;
+  _etag?: string;
+}
+
+interface SightingDoc {
+  entityKey: string;
+  caseId: string;
+  detectedAt: string;
+  phases: KillChainPhase[];
+  playbook: string;
+  severity: Severity;
+}
+
+interface LeaseDoc {
+  id: string;
+  tenantId: string;
+  caseId: string;
+  owner: string;
+  expiresAt: string;
+  _etag?: string;
+}
+
+/** What a put needs to know about the stored revision it replaces. */
+interface Known {
+  readonly etag: string;
+  readonly sightingIds: readonly string[];
+  readonly outboxIds: readonly string[];
+}
+
+/** One batch operation; `make` builds a fresh input each time (the SDK mutates inputs it sends). */
+interface BatchOp {
+  readonly role: 'case' | 'sighting' | 'unsighting' | 'outbox';
+  readonly make: () => OperationInput;
+}
+
+const KNOWN_MAX = 10_000;
+const LEASE_TTL_GRACE_S = 60;
+const BATCH_MAX = 100;
+const PARKED_DEFAULT_LIMIT = 1000;
+
+const NOTIFICATION_FIELDS = [
+  'key',
+  'tenantId',
+  'caseId',
+  'revision',
+  'kind',
+  'channel',
+  'recipient',
+  'payload',
+  'createdAt',
+  'status',
+  'sentAt',
+  'attempts',
+  'lastError',
+] as const;
+const PARKED_FIELDS = ['tenantId', 'source', 'reason', 'errorName', 'issues', 'body', 'parkedAt', 'replayedAt'] as const;
+
+function pick<T>(doc: Record<string, unknown>, fields: readonly string[]): T {
+  const out: Record<string, unknown> = {};
+  for (const f of fields) if (doc[f] !== undefined && doc[f] !== null) out[f] = doc[f];
+  return out as T;
+}
+
+const asJson = (doc: object): JSONObject => doc as unknown as JSONObject;
+
+/** The Cosmos DB Store. Create it with openCosmosStore. */
+export class CosmosStore implements Store {
+  /** etag-keyed knowledge of stored cases (from getCase / putCase), so a revision write needs no extra read. */
+  private readonly known = new Map<string, Known>();
+  /** etags of leases this process holds, so release is one conditional delete. */
+  private readonly leaseEtags = new Map<string, string>();
+
+  /** Use openCosmosStore. */
+  constructor(
+    private readonly client: CosmosClient,
+    private readonly cases: Container,
+    private readonly parked: Container,
+    private readonly options: CosmosStoreOptions,
+    private readonly log: Logger,
+    private readonly ownsClient: boolean,
+  ) {}
+
+  private call<T>(op: string, fn: () => Promise<T>): Promise<T> {
+    return withRetry(fn, retryPolicy(op, this.options.retry, this.log));
+  }
+
+  private ttlFor(tenantId: string): number | undefined {
+    return this.options.ttlSecondsForTenant?.(tenantId) ?? this.options.defaultTtlSeconds;
+  }
+
+  private remember(tenantId: string, caseId: string, known: Known): void {
+    const k = `${tenantId}\u0000${caseId}`;
+    this.known.delete(k);
+    if (this.known.size >= KNOWN_MAX) {
+      const oldest = this.known.keys().next().value;
+      if (oldest !== undefined) this.known.delete(oldest);
+    }
+    this.known.set(k, known);
+  }
+
+  /** @inheritdoc */
+  async getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined> {
+    const doc = await this.readCaseDoc(tenantId, caseId);
+    return doc ? this.toRecord(doc) : undefined;
+  }
+
+  private async readCaseDoc(tenantId: string, caseId: string): Promise<CaseDoc | undefined> {
+    const res = await this.call('getCase', () => this.cases.item(caseDocId(caseId), tenantId).read<CaseDoc>());
+    return res.resource;
+  }
+
+  private toRecord(doc: CaseDoc): CaseRecord {
+    const etag = doc._etag ?? '';
+    this.remember(doc.tenantId, doc.caseId, { etag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] });
+    return {
+      tenantId: doc.tenantId,
+      caseId: doc.caseId,
+      revision: doc.revision,
+      revisionKey: doc.revisionKey,
+      fingerprint: doc.fingerprint,
+      state: doc.state as CaseState,
+      detectedAt: doc.detectedAt,
+      case: doc.case,
+      result: doc.result,
+      etag,
+    };
+  }
+
+  /** Cross-partition (not on the hot path). With the same case id in several tenants, the first tenant id wins. */
+  async findCase(caseId: string): Promise<CaseRecord | undefined> {
+    const { resources } = await this.call('findCase', () =>
+      this.cases.items
+        .query<CaseDoc>({
+          query: "SELECT * FROM c WHERE c.docType = 'case' AND c.caseId = @caseId",
+          parameters: [{ name: '@caseId', value: caseId }],
+        })
+        .fetchAll(),
+    );
+    const doc = [...resources].sort((a, b) => a.tenantId.localeCompare(b.tenantId))[0];
+    return doc ? this.toRecord(doc) : undefined;
+  }
+
+  /** @inheritdoc */
+  async putCase(
+    record: CaseRecord,
+    sightings: readonly EntitySighting[],
+    expectedEtag: string | undefined,
+    outbox: readonly NotificationRecord[] = [],
+  ): Promise<CaseRecord> {
+    const { tenantId, caseId } = record;
+    let previous: Known = { etag: '', sightingIds: [], outboxIds: [] };
+    if (expectedEtag !== undefined) {
+      const cached = this.known.get(`${tenantId}\u0000${caseId}`);
+      if (cached && cached.etag === expectedEtag) {
+        previous = cached;
+      } else {
+        // Not read through this instance: one point read tells what to delete (and catches a stale etag early).
+        const doc = await this.readCaseDoc(tenantId, caseId);
+        if (!doc || doc._etag !== expectedEtag)
+          throw new ConcurrencyConflictError(`case ${caseId} changed since etag ${expectedEtag} was read`);
+        previous = { etag: expectedEtag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] };
+      }
+    }
+    const ttl = this.ttlFor(tenantId);
+    const ttlField = ttl !== undefined ? { ttl } : {};
+
+    const sightingDocs = new Map<string, JSONObject>();
+    for (const s of sightings) {
+      const at = instantKey(s.detectedAt);
+      const id = sightingDocId(caseId, s.entityKey, at);
+      sightingDocs.set(
+        id,
+        asJson({
+          id,
+          docType: 'sighting',
+          tenantId,
+          caseId,
+          entityKey: s.entityKey,
+          detectedAt: at,
+          phases: [...s.phases],
+          playbook: s.playbook,
+          severity: s.severity,
+          ...ttlField,
+        }),
+      );
+    }
+    const knownOutbox = new Set(previous.outboxIds);
+    const outboxDocs = new Map<string, JSONObject>();
+    for (const n of outbox) {
+      const id = outboxDocId(n.key);
+      if (!knownOutbox.has(id) && !outboxDocs.has(id)) outboxDocs.set(id, asJson({ id, docType: 'outbox', ...n, ...ttlField }));
+    }
+    const caseDoc: CaseDoc = {
+      id: caseDocId(caseId),
+      docType: 'case',
+      tenantId,
+      caseId,
+      revision: record.revision,
+      revisionKey: record.revisionKey,
+      fingerprint: record.fingerprint,
+      state: record.state,
+      detectedAt: record.detectedAt,
+      case: record.case,
+      result: record.result,
+      sightingIds: [...sightingDocs.keys()],
+      outboxIds: [...new Set([...previous.outboxIds, ...outbox.map((n) => outboxDocId(n.key))])],
+      ...ttlField,
+    };
+
+    const ops: BatchOp[] = [
+      expectedEtag === undefined
+        ? { role: 'case', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: asJson(caseDoc) }) }
+        : {
+            role: 'case',
+            make: () => ({
+              operationType: 'Replace',
+              partitionKey: tenantId,
+              id: caseDoc.id,
+              ifMatch: expectedEtag,
+              resourceBody: asJson(caseDoc),
+            }),
+          },
+    ];
+    for (const id of previous.sightingIds) {
+      if (!sightingDocs.has(id)) ops.push({ role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id }) });
+    }
+    for (const doc of sightingDocs.values())
+      ops.push({ role: 'sighting', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: doc }) });
+    for (const doc of outboxDocs.values())
+      ops.push({ role: 'outbox', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: doc }) });
+
+    let etag: string | undefined;
+    for (let i = 0; i < ops.length; i += BATCH_MAX) {
+      const got = await this.commit(tenantId, caseId, ops.slice(i, i + BATCH_MAX));
+      etag ??= got;
+    }
+    if (etag === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
+    this.remember(tenantId, caseId, { etag, sightingIds: caseDoc.sightingIds, outboxIds: caseDoc.outboxIds });
+    return { ...record, etag };
+  }
+
+  /**
+   * Runs one TransactionalBatch until every operation is applied or known to be unnecessary:
+   * an existing outbox key (409) or an already-deleted index row (404) is dropped and the rest is
+   * re-sent; a failed case operation is a concurrency conflict. Works with atomic batches (Azure:
+   * the others answer 424 and are re-sent) and with the stand-in's non-atomic ones (operations
+   * before the failure are applied and not re-sent). Returns the case document's new etag.
+   */
+  private async commit(tenantId: string, caseId: string, ops: readonly BatchOp[]): Promise<string | undefined> {
+    let pending = ops;
+    let etag: string | undefined;
+    for (let round = 0; pending.length > 0; round++) {
+      if (round > ops.length) throw new StoreUnavailableError(`cosmos putCase ${caseId}: batch did not converge`);
+      const batch = pending;
+      const res = await this.call('putCase', async () => {
+        try {
+          return await this.cases.items.batch(
+            batch.map((o) => o.make()),
+            tenantId,
+          );
+        } catch (err) {
+          // The SDK wraps batch transport errors in a plain Error (status lost): all of them are infrastructure trouble.
+          throw new StoreUnavailableError(`cosmos batch for case ${caseId} failed`, { cause: err });
+        }
+      });
+      const results = res.result ?? [];
+      const next: BatchOp[] = [];
+      batch.forEach((op, i) => {
+        const status = results[i]?.statusCode ?? 0;
+        if (status >= 200 && status < 300) {
+          if (op.role === 'case') etag = results[i]?.eTag;
+          return;
+        }
+        if (status === 424) {
+          next.push(op);
+          return;
+        }
+        if (op.role === 'case' && (status === 412 || status === 409 || status === 404)) {
+          throw new ConcurrencyConflictError(
+            `case ${caseId}: ${status === 409 ? 'already exists' : 'changed since it was read'} (${status})`,
+          );
+        }
+        if (op.role === 'outbox' && status === 409) return;
+        if (op.role === 'unsighting' && status === 404) return;
+        throw new StoreUnavailableError(`cosmos putCase ${caseId}: ${op.role} operation failed with status ${status}`);
+      });
+      pending = next;
+    }
+    return etag;
+  }
+
+  /** @inheritdoc */
+  async findRelated(query: RelatedQuery): Promise<EntitySighting[]> {
+    const keys = [...new Set(query.keys)];
+    if (keys.length === 0 || query.limitPerKey <= 0) return [];
+    const parameters: SqlParameter[] = [
+      { name: '@tenantId', value: query.tenantId },
+      { name: '@from', value: instantKey(query.from) },
+      { name: '@to', value: instantKey(query.to) },
+    ];
+    const names = keys.map((k, i) => {
+      parameters.push({ name: `@k${i}`, value: k });
+      return `@k${i}`;
+    });
+    let exclude = '';
+    if (query.excludeCaseId !== undefined) {
+      exclude = ' AND c.caseId != @exclude';
+      parameters.push({ name: '@exclude', value: query.excludeCaseId });
+    }
+    const iterator = this.cases.items.query<SightingDoc>(
+      {
+        query:
+          'SELECT c.entityKey, c.caseId, c.detectedAt, c.phases, c.playbook, c.severity FROM c ' +
+          `WHERE c.tenantId = @tenantId AND c.docType = 'sighting' AND c.entityKey IN (${names.join(', ')}) ` +
+          `AND c.detectedAt >= @from AND c.detectedAt <= @to${exclude} ORDER BY c.detectedAt DESC`,
+        parameters,
+      },
+      { partitionKey: query.tenantId, maxItemCount: Math.min(1000, keys.length * query.limitPerKey) },
+    );
+    const perKey = new Map<string, EntitySighting[]>(keys.map((k) => [k, []]));
+    let full = 0;
+    // Newest first across all keys: stop paging as soon as every key has its limit.
+    while (full < keys.length && iterator.hasMoreResults()) {
+      const page = await this.call('findRelated', () => iterator.fetchNext());
+      for (const d of page.resources) {
+        const list = perKey.get(d.entityKey);
+        if (!list || list.length >= query.limitPerKey) continue;
+        list.push({
+          tenantId: query.tenantId,
+          entityKey: d.entityKey,
+          caseId: d.caseId,
+          detectedAt: d.detectedAt,
+          phases: d.phases,
+          playbook: d.playbook,
+          severity: d.severity,
+        });
+        if (list.length === query.limitPerKey) full++;
+      }
+    }
+    return keys.flatMap((k) => perKey.get(k) ?? []);
+  }
+
+  /** @inheritdoc */
+  async acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }> {
+    const id = leaseDocId(lease.caseId);
+    const item = this.cases.item(id, lease.tenantId);
+    const ttl = Math.max(1, Math.ceil((Date.parse(lease.expiresAt) - Date.parse(now)) / 1000) + LEASE_TTL_GRACE_S);
+    const body = {
+      id,
+      docType: 'lease',
+      tenantId: lease.tenantId,
+      caseId: lease.caseId,
+      owner: lease.owner,
+      expiresAt: lease.expiresAt,
+      ttl,
+    };
+    const held = (doc: LeaseDoc): { acquired: boolean; lease: Lease } => ({
+      acquired: false,
+      lease: { tenantId: doc.tenantId, caseId: doc.caseId, owner: doc.owner, expiresAt: doc.expiresAt },
+    });
+    const won = (etag: string | undefined): { acquired: boolean; lease: Lease } => {
+      if (etag) this.leaseEtags.set(`${lease.tenantId}\u0000${lease.caseId}\u0000${lease.owner}`, etag);
+      return { acquired: true, lease: { ...lease } };
+    };
+    for (let round = 0; round < 3; round++) {
+      try {
+        const created = await this.call('acquireLease', () => this.cases.items.create(body));
+        return won(created.etag);
+      } catch (err) {
+        if (statusOf(err) !== 409) throw err;
+      }
+      const { resource: existing } = await this.call('acquireLease', () => item.read<LeaseDoc>());
+      if (!existing) continue; // deleted (released or expired) between create and read: try again
+      const mine = existing.owner === lease.owner;
+      if (!mine && !(Date.parse(existing.expiresAt) <= Date.parse(now))) return held(existing);
+      try {
+        const replaced = await this.call('acquireLease', () =>
+          item.replace(body, { accessCondition: { type: 'IfMatch', condition: existing._etag ?? '' } }),
+        );
+        return won(replaced.etag);
+      } catch (err) {
+        const status = statusOf(err);
+        if (status !== 412 && status !== 404) throw err;
+        // Someone else renewed or took it over first: look again.
+      }
+    }
+    const { resource: current } = await this.call('acquireLease', () => item.read<LeaseDoc>());
+    if (current) return held(current);
+    throw new ConcurrencyConflictError(`lease on case ${lease.caseId}: too much contention`);
+  }
+
+  /** @inheritdoc */
+  async releaseLease(tenantId: string, caseId: string, owner: string): Promise<void> {
+    const key = `${tenantId}\u0000${caseId}\u0000${owner}`;
+    const item = this.cases.item(leaseDocId(caseId), tenantId);
+    let etag = this.leaseEtags.get(key);
+    this.leaseEtags.delete(key);
+    for (let round = 0; round < 2; round++) {
+      if (etag === undefined) {
+        const { resource } = await this.call('releaseLease', () => item.read<LeaseDoc>());
+        if (!resource || resource.owner !== owner) return;
+        etag = resource._etag ?? '';
+      }
+      try {
+        const condition = etag;
+        await this.call('releaseLease', () => item.delete({ accessCondition: { type: 'IfMatch', condition } }));
+        return;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404) return;
+        if (status !== 412) throw err;
+        etag = undefined; // changed since we took it: re-read, delete only if still ours
+      }
+    }
+  }
+
+  /** @inheritdoc */
+  async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
+    const ttl = this.ttlFor(n.tenantId);
+    try {
+      await this.call('enqueueNotification', () =>
+        this.cases.items.create({ id: outboxDocId(n.key), docType: 'outbox', ...n, ...(ttl !== undefined ? { ttl } : {}) }),
+      );
+      return 'created';
+    } catch (err) {
+      if (statusOf(err) === 409) return 'exists';
+      throw err;
+    }
+  }
+
+  /** One PATCH (atomic on the server). `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
+  async markNotification(
+    tenantId: string,
+    key: string,
+    update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
+  ): Promise<void> {
+    const ops: PatchOperation[] = [
+      { op: 'set', path: '/status', value: update.status },
+      { op: 'set', path: '/attempts', value: update.attempts },
+    ];
+    if (update.sentAt !== undefined) ops.push({ op: 'set', path: '/sentAt', value: update.sentAt });
+    if (update.lastError !== undefined) ops.push({ op: 'set', path: '/lastError', value: update.lastError });
+    try {
+      await this.call('markNotification', () => this.cases.item(outboxDocId(key), tenantId).patch(ops));
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      this.log.warn('store.notification.unknown', { tenantId, key });
+    }
+  }
+
+  /** Filters combine (AND); oldest first (createdAt, then key). Without tenantId the query is cross-partition. */
+  async listNotifications(filter: {
+    tenantId?: string;
+    caseId?: string;
+    status?: NotificationRecord['status'];
+  }): Promise<NotificationRecord[]> {
+    const where = ["c.docType = 'outbox'"];
+    const parameters: SqlParameter[] = [];
+    if (filter.tenantId !== undefined) {
+      where.push('c.tenantId = @tenantId');
+      parameters.push({ name: '@tenantId', value: filter.tenantId });
+    }
+    if (filter.caseId !== undefined) {
+      where.push('c.caseId = @caseId');
+      parameters.push({ name: '@caseId', value: filter.caseId });
+    }
+    if (filter.status !== undefined) {
+      where.push('c.status = @status');
+      parameters.push({ name: '@status', value: filter.status });
+    }
+    const { resources } = await this.call('listNotifications', () =>
+      this.cases.items
+        .query<Record<string, unknown>>(
+          { query: `SELECT * FROM c WHERE ${where.join(' AND ')}`, parameters },
+          filter.tenantId !== undefined ? { partitionKey: filter.tenantId } : {},
+        )
+        .fetchAll(),
+    );
+    return resources
+      .map((d) => pick<NotificationRecord>(d, NOTIFICATION_FIELDS))
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.key.localeCompare(b.key));
+  }
+
+  /** @inheritdoc */
+  async park(item: ParkedItem): Promise<void> {
+    const ttl = item.tenantId !== undefined ? this.ttlFor(item.tenantId) : this.options.defaultTtlSeconds;
+    const id = idPart(item.id);
+    try {
+      await this.call('park', () => this.parked.items.create({ ...item, id, parkedId: item.id, ...(ttl !== undefined ? { ttl } : {}) }));
+    } catch (err) {
+      if (statusOf(err) !== 409) throw err;
+    }
+  }
+
+  /** Cross-partition. Newest first (parkedAt, then id); `limit` defaults to 1000; replayed items only with `includeReplayed`. */
+  async listParked(filter: { tenantId?: string; limit?: number; includeReplayed?: boolean } = {}): Promise<ParkedItem[]> {
+    const limit = Math.max(0, Math.floor(filter.limit ?? PARKED_DEFAULT_LIMIT));
+    if (limit === 0) return [];
+    const where = ['true'];
+    const parameters: SqlParameter[] = [{ name: '@limit', value: limit }];
+    if (filter.tenantId !== undefined) {
+      where.push('c.tenantId = @tenantId');
+      parameters.push({ name: '@tenantId', value: filter.tenantId });
+    }
+    if (!filter.includeReplayed) where.push('NOT IS_DEFINED(c.replayedAt)');
+    const { resources } = await this.call('listParked', () =>
+      this.parked.items
+        .query<Record<string, unknown>>({
+          query: `SELECT TOP @limit * FROM c WHERE ${where.join(' AND ')} ORDER BY c.parkedAt DESC`,
+          parameters,
+        })
+        .fetchAll(),
+    );
+    return resources
+      .map((d) => ({ id: String(d.parkedId ?? d.id), ...pick<Omit<ParkedItem, 'id'>>(d, PARKED_FIELDS) }))
+      .sort((a, b) => b.parkedAt.localeCompare(a.parkedAt) || b.id.localeCompare(a.id));
+  }
+
+  /** One PATCH; an unknown id changes nothing. */
+  async markParkedReplayed(id: string, at: string): Promise<void> {
+    const docId = idPart(id);
+    try {
+      await this.call('markParkedReplayed', () => this.parked.item(docId, docId).patch([{ op: 'set', path: '/replayedAt', value: at }]));
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+      this.log.warn('store.parked.unknown', { parkedId: id });
+    }
+  }
+
+  /** Releases the client's sockets (when this store created the client). */
+  async close(): Promise<void> {
+    if (this.ownsClient) this.client.dispose();
+  }
+}
