@@ -242,8 +242,12 @@ export class PolicyRegistry {
     }
   }
 
-  /** Loads every `*.yaml`/`*.yml` of a folder; a missing folder gives an empty registry. Invalid files throw. */
-  static fromDirectory(dir: string): PolicyRegistry {
+  /**
+   * Loads every `*.yaml`/`*.yml` of a folder; a missing folder gives an empty registry.
+   * Invalid files throw PolicyError; `check` adds semantic checks (known playbooks, phases,
+   * scenarios) that need knowledge this module must not import.
+   */
+  static fromDirectory(dir: string, options?: { check?: (p: TenantPolicy) => InputIssue[] }): PolicyRegistry {
     let names: string[];
     try {
       names = readdirSync(dir).filter((n) => /\.ya?ml$/i.test(n));
@@ -251,7 +255,15 @@ export class PolicyRegistry {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new PolicyRegistry();
       throw err;
     }
-    return new PolicyRegistry(names.sort().map((n) => ({ policy: loadPolicyFile(join(dir, n)), file: join(dir, n) })));
+    return new PolicyRegistry(
+      names.sort().map((n) => {
+        const file = join(dir, n);
+        const policy = loadPolicyFile(file);
+        const issues = options?.check?.(policy) ?? [];
+        if (issues.length > 0) throw new PolicyError(file, issues);
+        return { policy, file };
+      }),
+    );
   }
 
   /** The tenant's policy, or the documented defaults flagged as such. */

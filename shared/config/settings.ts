@@ -1,0 +1,49 @@
+/**
+ * Environment → typed settings. Every setting the product reads is listed here
+ * (and in README "Configuration" and local.settings.sample.json).
+ */
+import { z } from 'zod';
+import { ConfigError } from '../errors';
+
+const settingsSchema = z.object({
+  POLICY_DIR: z.string().min(1).default('./policies'),
+  INDICATOR_FILES: z.string().default('./indicators/soc-global.csv'),
+  OUTBOX_FILE: z.string().default('./data/outbox.jsonl'),
+  MAX_BODY_BYTES: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .max(100 * 1024 * 1024)
+    .default(1_048_576),
+  EVENTHUB_NAME: z.string().default('am-securityalert'),
+});
+
+/** Settings shared by every runtime (stores and auth read their own). */
+export interface Settings {
+  readonly policyDir: string;
+  /** Indicator files (CSV/JSON/STIX), comma-separated in the environment; empty = none. */
+  readonly indicatorFiles: readonly string[];
+  /** Where the embedded outbox channel appends notifications; empty disables it. */
+  readonly outboxFile: string;
+  readonly maxBodyBytes: number;
+  readonly eventHubName: string;
+}
+
+/** Reads settings from the environment; an invalid value throws ConfigError naming it. */
+export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
+  const parsed = settingsSchema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(String(issue?.path[0] ?? '?'), issue?.message ?? 'invalid');
+  }
+  const s = parsed.data;
+  return {
+    policyDir: s.POLICY_DIR,
+    indicatorFiles: s.INDICATOR_FILES.split(',')
+      .map((f) => f.trim())
+      .filter(Boolean),
+    outboxFile: s.OUTBOX_FILE,
+    maxBodyBytes: s.MAX_BODY_BYTES,
+    eventHubName: s.EVENTHUB_NAME,
+  };
+}

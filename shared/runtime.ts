@@ -1,0 +1,93 @@
+/**
+ * Composition root: builds the pipeline and its ports from the environment,
+ * once per process. Azure Functions and the local host (`triage serve`) share it.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type EntraAuthConfig, entraConfigFromEnv } from './auth/entra';
+import { type HmacAuthConfig, hmacConfigFromEnv, type ReplayGuard } from './auth/hmac';
+import { StoreReplayGuard } from './auth/storeReplayGuard';
+import { PolicyRegistry } from './config/policy';
+import { type Settings, settingsFromEnv } from './config/settings';
+import { loadIndicatorFiles } from './enrichment/indicators';
+import { createLogger, type Logger } from './log';
+import { type ChannelSender, FileChannel, OutboxDispatcher } from './notify/outbox';
+import { Pipeline } from './pipeline/pipeline';
+import { openStoreFromEnv } from './store/factory';
+import type { Store } from './store/port';
+import { createBrain } from './triage/brain';
+import { checkPolicy } from './triage/checkPolicy';
+
+/** Everything a trigger needs. */
+export interface Runtime {
+  readonly settings: Settings;
+  readonly store: Store;
+  readonly policies: PolicyRegistry;
+  readonly pipeline: Pipeline;
+  readonly log: Logger;
+  /** Request authentication; each part is absent when not configured. */
+  readonly auth: { readonly entra?: EntraAuthConfig; readonly hmac?: HmacAuthConfig; readonly replayGuard: ReplayGuard };
+  /** Product version (package.json). */
+  readonly version: string;
+  /** Closes the store. */
+  close(): Promise<void>;
+}
+
+/** Builds a runtime from an environment; invalid policy files or settings throw (fail fast). */
+export async function createRuntime(
+  env: NodeJS.ProcessEnv = process.env,
+  options?: { log?: Logger; store?: Store; channel?: ChannelSender },
+): Promise<Runtime> {
+  const log = options?.log ?? createLogger();
+  const settings = settingsFromEnv(env);
+  const entra = entraConfigFromEnv(env);
+  const hmac = hmacConfigFromEnv(env);
+  const policies = PolicyRegistry.fromDirectory(settings.policyDir, { check: checkPolicy });
+  const indicators = loadIndicatorFiles(settings.indicatorFiles);
+  const store = options?.store ?? (await openStoreFromEnv(env, log));
+  // The embedded channel appends to OUTBOX_FILE; a caller may supply another sender (tests, other channels).
+  const channel = options?.channel ?? (settings.outboxFile ? new FileChannel(settings.outboxFile) : undefined);
+  const dispatcher = channel ? new OutboxDispatcher(store, channel, log) : undefined;
+  const pipeline = new Pipeline({
+    store,
+    policies,
+    brain: createBrain({ indicators }),
+    log,
+    maxBodyBytes: settings.maxBodyBytes,
+    ...(dispatcher ? { dispatcher } : {}),
+  });
+  log.info('runtime.ready', {
+    store: env.STORE ?? 'sqlite',
+    tenants: policies.tenants().length,
+    indicators: indicators.size,
+  });
+  const auth = { ...(entra ? { entra } : {}), ...(hmac ? { hmac } : {}), replayGuard: new StoreReplayGuard(store) };
+  return { settings, store, policies, pipeline, log, auth, version: VERSION, close: () => store.close() };
+}
+
+const VERSION: string = (() => {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+let current: Promise<Runtime> | undefined;
+
+/** The process-wide runtime, created on first use from `process.env`. */
+export function getRuntime(): Promise<Runtime> {
+  if (!current) {
+    current = createRuntime();
+    // A failed start must not be cached forever: the next invocation tries again.
+    current.catch(() => {
+      current = undefined;
+    });
+  }
+  return current;
+}
+
+/** Replaces the process-wide runtime (local host, tests). */
+export function setRuntime(rt: Runtime | undefined): void {
+  current = rt ? Promise.resolve(rt) : undefined;
+}
