@@ -1,0 +1,159 @@
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { HttpRequest, InvocationContext } from '@azure/functions';
+import { alertStream } from '../../../functions/alertStream';
+import { alertWebhook } from '../../../functions/alertWebhook';
+import { getCase } from '../../../functions/getCase';
+import { health } from '../../../functions/health';
+import { incidentWebhook } from '../../../functions/incidentWebhook';
+import { hmacHeaders } from '../../../shared/auth/hmac';
+import { setRuntime } from '../../../shared/runtime';
+import { SAMPLES } from '../../helpers/cli';
+import { testRuntime } from '../../helpers/runtime';
+
+const sample = (f: string) => readFileSync(join(SAMPLES, f));
+const ctx = () => new InvocationContext({ functionName: 'test', invocationId: 'inv-1' });
+const post = (path: string, body: Buffer | string, headers: Record<string, string> = {}) =>
+  new HttpRequest({
+    method: 'POST',
+    url: `http://localhost/api/${path}`,
+    body: { bytes: Buffer.from(body) },
+    headers: { 'content-type': 'application/json', ...headers },
+  });
+
+afterEach(() => setRuntime(undefined));
+
+describe('incidentWebhook', () => {
+  it('answers 200 with the TriageResult of the sample incident', async () => {
+    await testRuntime();
+
+    const res = await incidentWebhook(post('incidents', sample('incident-create-bruteforce.json')), ctx());
+
+    expect(res.status).toBe(200);
+    expect(res.jsonBody).toMatchObject({ caseId: '6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b', playbook: 'brute-force', severity: 'high' });
+  });
+
+  it('answers 400 naming the path when the body is not an incident', async () => {
+    await testRuntime();
+
+    const res = await incidentWebhook(post('incidents', '{"objectSchemaType":"Incident","object":{"properties":{"title":12}}}'), ctx());
+
+    expect(res.status).toBe(400);
+    expect(JSON.stringify(res.jsonBody)).toContain('$.object');
+  });
+
+  it('answers 413 before reading a body whose Content-Length is over the limit', async () => {
+    await testRuntime();
+
+    const res = await incidentWebhook(post('incidents', '{}', { 'content-length': String(5 * 1024 * 1024) }), ctx());
+
+    expect(res.status).toBe(413);
+  });
+
+  describe('with Entra ID bearer validation configured', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'k1', use: 'sig', alg: 'RS256' };
+    const env = {
+      AUTH_ENTRA_AUDIENCE: 'api://sentinel-triage',
+      AUTH_ENTRA_ISSUERS: 'https://sts.windows.net/tenant-1/',
+      AUTH_ENTRA_JWKS: JSON.stringify({ keys: [jwk] }),
+    };
+    const token = (claims: Record<string, unknown>) => {
+      const b64 = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const now = Math.floor(Date.now() / 1000);
+      const input = `${b64({ alg: 'RS256', typ: 'JWT', kid: 'k1' })}.${b64({ iss: env.AUTH_ENTRA_ISSUERS, aud: env.AUTH_ENTRA_AUDIENCE, iat: now, nbf: now, exp: now + 600, sub: 'relay', appid: 'relay-app', tid: 'tenant-1', ...claims })}`;
+      return `${input}.${sign('RSA-SHA256', Buffer.from(input), privateKey).toString('base64url')}`;
+    };
+
+    it('accepts a valid token and refuses a missing or wrong-audience one with 401', async () => {
+      await testRuntime(env);
+      const body = sample('incident-create-bruteforce.json');
+
+      const ok = await incidentWebhook(post('incidents', body, { authorization: `Bearer ${token({})}` }), ctx());
+      const none = await incidentWebhook(post('incidents', body), ctx());
+      const wrong = await incidentWebhook(post('incidents', body, { authorization: `Bearer ${token({ aud: 'api://other' })}` }), ctx());
+
+      expect(ok.status).toBe(200);
+      expect(none.status).toBe(401);
+      expect(wrong.status).toBe(401);
+    });
+  });
+});
+
+describe('alertWebhook', () => {
+  it('triages SecurityAlert rows and reports each item', async () => {
+    await testRuntime();
+
+    const res = await alertWebhook(post('alerts', sample('securityalert-records.json')), ctx());
+
+    expect(res.status).toBe(200);
+    expect(res.jsonBody).toMatchObject({ counts: { triaged: 2, rejected: 0 } });
+  });
+
+  it('answers 207 when some items are rejected and keeps the good ones', async () => {
+    await testRuntime();
+    const rows = JSON.parse(sample('securityalert-records.json').toString()) as unknown[];
+
+    const res = await alertWebhook(post('alerts', JSON.stringify([rows[0], 42])), ctx());
+
+    expect(res.status).toBe(207);
+    expect(res.jsonBody).toMatchObject({ counts: { triaged: 1, rejected: 1 } });
+  });
+
+  it('with HMAC configured, accepts a signed body once and refuses a replay, a bad signature and a missing one', async () => {
+    const secret = 'a-very-long-shared-secret-of-at-least-32-bytes!!';
+    await testRuntime({ AUTH_HMAC_SECRETS: `k1:${secret}` });
+    const body = sample('generic-alert.json');
+    const headers = hmacHeaders({ id: 'k1', secret }, body);
+
+    const ok = await alertWebhook(post('alerts', body, headers), ctx());
+    const replay = await alertWebhook(post('alerts', body, headers), ctx());
+    const tampered = await alertWebhook(
+      post('alerts', Buffer.concat([body, Buffer.from(' ')]), hmacHeaders({ id: 'k1', secret }, body)),
+      ctx(),
+    );
+    const unsigned = await alertWebhook(post('alerts', body), ctx());
+
+    expect(ok.status).toBe(200);
+    expect(replay.status).toBe(401);
+    expect(tampered.status).toBe(401);
+    expect(unsigned.status).toBe(401);
+  });
+});
+
+describe('alertStream', () => {
+  it('processes a batch, parks the bad event and never throws for it', async () => {
+    const rt = await testRuntime();
+    const batch = JSON.parse(sample('eventhub-batch.json').toString()) as unknown[];
+
+    await expect(
+      alertStream([...batch, '{"records": "not-an-array"}', Buffer.from(JSON.stringify(batch[0]))], ctx()),
+    ).resolves.toBeUndefined();
+
+    const parked = await rt.store.listParked({});
+    expect(parked).toHaveLength(1);
+    expect(parked[0]?.issues[0]?.path).toContain('records');
+    expect(await rt.store.getCase('8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b', '1b7e0c54-3a9d-4f21-8d6e-5c4b3a291807')).toBeDefined();
+  });
+});
+
+describe('getCase and health', () => {
+  it('serves a stored case by id, 404 for an unknown one, and health', async () => {
+    await testRuntime();
+    await incidentWebhook(post('incidents', sample('incident-create-bruteforce.json')), ctx());
+    const get = (id: string) => new HttpRequest({ method: 'GET', url: `http://localhost/api/cases/${id}`, params: { id } });
+
+    const found = await getCase(get('6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b'), ctx());
+    const missing = await getCase(get('nope'), ctx());
+    const h = await health(new HttpRequest({ method: 'GET', url: 'http://localhost/api/health' }), ctx());
+
+    expect(found.status).toBe(200);
+    expect(found.jsonBody).toMatchObject({
+      severity: 'high',
+      notifications: expect.arrayContaining([expect.objectContaining({ status: 'sent' })]),
+    });
+    expect(missing.status).toBe(404);
+    expect(h.status).toBe(200);
+  });
+});
