@@ -1,0 +1,295 @@
+/**
+ * `triage` — the command line: serve (local runtime), replay, parked, policy check, send.
+ * Results go to stdout (one JSON line per case for replay); logs and errors to stderr.
+ */
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { InvocationContext } from '@azure/functions';
+import { loadPolicyFile } from '../shared/config/policy';
+import { PolicyError } from '../shared/errors';
+import { createLogger, type Logger } from '../shared/log';
+import type { TriageResult } from '../shared/model/domain';
+import type { ItemOutcome } from '../shared/pipeline/pipeline';
+import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
+import { openSqliteStore } from '../shared/store/sqlite';
+import { checkPolicy } from '../shared/triage/checkPolicy';
+import { registered } from './host/functionsCore';
+import { installFunctionsCore } from './host/install';
+import { startLocalHost } from './host/server';
+import { createProgress } from './progress';
+import { republishParked, send } from './send';
+
+const USAGE = `usage: triage <command> [options]
+
+commands:
+  serve [--host 127.0.0.1] [--port 7071]       run the Function app's HTTP routes locally (npm start)
+  replay FILE... [--persist]                   triage JSON / NDJSON / envelope files; one TriageResult JSON line per case
+                                               on stdout; exit 1 if anything was rejected. In-memory store unless --persist.
+  parked [list] [--tenant ID] [--all]          list parked (rejected or failed) items from the configured store
+  parked replay [--eventhub NAMESPACE/HUB]     re-run parked items through the pipeline (or re-publish them to a hub)
+  policy check FILE...                         validate tenant policy files; every error with its path
+  send FILE... --eventhub NAMESPACE/HUB        publish SecurityAlert records to an Event Hub in the export envelope shape
+  stream FILE... [--batch 100]                 feed Event Hub events (an array of envelopes, or NDJSON) to the registered
+                                               alertStream function in batches, as the trigger would, on the configured store
+
+environment: see README "Configuration" (STORE, SQLITE_FILE, POLICY_DIR, INDICATOR_FILES, OUTBOX_FILE, LOG_LEVEL, …)`;
+
+/** Exit codes. */
+const EXIT = { ok: 0, rejected: 1, usage: 2, error: 3 } as const;
+
+function out(line: string): void {
+  process.stdout.write(`${line}\n`);
+}
+function err(line: string): void {
+  process.stderr.write(`${line}\n`);
+}
+
+async function serve(args: string[], log: Logger): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7071' } },
+  });
+  const rt = await createRuntime(process.env, { log });
+  setRuntime(rt);
+  installFunctionsCore();
+  require('../functions/index');
+  const host = await startLocalHost({ host: values.host, port: Number(values.port), log, bodyLimit: rt.settings.maxBodyBytes });
+  log.info('serve.listening', { url: host.url });
+  err(`sentinel-triage listening on ${host.url}  (POST /api/incidents, POST /api/alerts, GET /api/cases/{id}, GET /api/health)`);
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('serve.draining', { signal });
+      void host.drain().then(resolve);
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop('SIGINT'));
+  });
+  await rt.close();
+  log.info('serve.stopped');
+  return EXIT.ok;
+}
+
+/** Splits a replay file into documents: NDJSON (by extension or one JSON value per line) or one JSON document. */
+function documentsOf(file: string, text: string): { label: string; text: string }[] {
+  const ndjson = /\.(nd)?jsonl?$/i.test(file) && !/\.json$/i.test(file);
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const looksNd = lines.length > 1 && lines.every((l) => /^\s*[[{]/.test(l) && /[\]}]\s*$/.test(l));
+  if (ndjson || (looksNd && !isWholeJson(text))) return lines.map((l, i) => ({ label: `${file}:${i + 1}`, text: l }));
+  return [{ label: file, text }];
+}
+
+function isWholeJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function printRejected(label: string, item: ItemOutcome): void {
+  const issues = item.error?.issues ?? [{ path: item.path, reason: item.error?.message ?? 'rejected' }];
+  for (const i of issues) err(`${label}: ${item.status}: ${i.path}: ${i.reason}`);
+}
+
+async function replay(args: string[], log: Logger): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { persist: { type: 'boolean', default: false } } });
+  if (positionals.length === 0) {
+    err('replay: name at least one file');
+    return EXIT.usage;
+  }
+  // Default: a private in-memory store, so the output shows what the pipeline decides for these
+  // files alone; --persist writes to the configured store (and its outbox) instead.
+  const env = values.persist ? process.env : { ...process.env, OUTBOX_FILE: '' };
+  const rt: Runtime = await createRuntime(env, values.persist ? { log } : { log, store: openSqliteStore({ file: ':memory:', log }) });
+  let rejected = 0;
+  try {
+    const docs = positionals.flatMap((file) => {
+      try {
+        return documentsOf(file, readFileSync(file, 'utf8'));
+      } catch (e) {
+        err(`${file}: cannot read: ${(e as Error).message}`);
+        rejected++;
+        return [];
+      }
+    });
+    const progress = createProgress(docs.length, 'replay');
+    for (const doc of docs) {
+      const outcome = await rt.pipeline.ingestText(doc.text, { kind: 'auto', source: `replay:${doc.label}` });
+      for (const item of outcome.items) {
+        switch (item.status) {
+          case 'triaged':
+          case 'revised':
+            out(JSON.stringify(item.result as TriageResult));
+            break;
+          case 'duplicate':
+          case 'stale':
+            log.debug('replay.skipped', { caseId: item.caseId, status: item.status });
+            break;
+          case 'ignored':
+            err(`${doc.label}: ignored: ${item.path}: ${item.error?.message ?? ''}`);
+            break;
+          case 'rejected':
+          case 'failed':
+            rejected++;
+            printRejected(doc.label, item);
+            break;
+          default: {
+            const never: never = item.status;
+            throw new Error(`unhandled status ${String(never)}`);
+          }
+        }
+      }
+      progress.tick();
+    }
+    progress.done();
+  } finally {
+    await rt.close();
+  }
+  return rejected > 0 ? EXIT.rejected : EXIT.ok;
+}
+
+async function parked(args: string[], log: Logger): Promise<number> {
+  const sub = args[0] === 'replay' || args[0] === 'list' ? args[0] : 'list';
+  const rest = args[0] === sub ? args.slice(1) : args;
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      tenant: { type: 'string' },
+      all: { type: 'boolean', default: false },
+      eventhub: { type: 'string' },
+      limit: { type: 'string', default: '1000' },
+    },
+  });
+  const rt = await createRuntime(process.env, { log });
+  try {
+    const items = await rt.store.listParked({
+      ...(values.tenant ? { tenantId: values.tenant } : {}),
+      limit: Number(values.limit),
+      includeReplayed: values.all,
+    });
+    if (sub === 'list') {
+      for (const p of items)
+        out(
+          JSON.stringify({
+            id: p.id,
+            parkedAt: p.parkedAt,
+            source: p.source,
+            tenantId: p.tenantId,
+            errorName: p.errorName,
+            issues: p.issues,
+            replayedAt: p.replayedAt,
+          }),
+        );
+      err(`${items.length} parked item(s)`);
+      return EXIT.ok;
+    }
+    if (values.eventhub) {
+      return await republishParked(rt, items, values.eventhub, log);
+    }
+    let still = 0;
+    for (const p of items) {
+      const outcome = await rt.pipeline.ingestText(p.body, { kind: 'auto', source: p.source });
+      const ok = outcome.items.every((i) => i.status !== 'rejected' && i.status !== 'failed');
+      if (ok) await rt.store.markParkedReplayed(p.id, new Date().toISOString());
+      else still++;
+      out(JSON.stringify({ id: p.id, replayed: ok, counts: outcome.counts }));
+    }
+    return still > 0 ? EXIT.rejected : EXIT.ok;
+  } finally {
+    await rt.close();
+  }
+}
+
+/** Events of a stream file: a JSON array (one element per event) or NDJSON (one event per line). */
+function eventsOf(file: string): unknown[] {
+  const text = readFileSync(file, 'utf8');
+  if (isWholeJson(text)) {
+    const doc: unknown = JSON.parse(text);
+    return Array.isArray(doc) ? doc : [doc];
+  }
+  return text
+    .split(/\r?\n/)
+    .filter((l) => l.trim() !== '')
+    .map((l) => l);
+}
+
+async function stream(args: string[], log: Logger): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { batch: { type: 'string', default: '100' } } });
+  const size = Math.max(1, Number(values.batch));
+  const rt = await createRuntime(process.env, { log });
+  setRuntime(rt);
+  try {
+    installFunctionsCore();
+    require('../functions/index');
+    const fn = registered.find((f) => f.name === 'alertStream');
+    if (!fn) throw new Error('alertStream is not registered');
+    const events = positionals.flatMap(eventsOf);
+    const progress = createProgress(events.length, 'stream');
+    for (let i = 0; i < events.length; i += size) {
+      const batch = events.slice(i, i + size);
+      await fn.handler(batch, new InvocationContext({ functionName: 'alertStream', invocationId: `local-${i / size}` }));
+      progress.tick(batch.length);
+    }
+    progress.done();
+    err(`${events.length} event(s) in ${Math.ceil(events.length / size)} batch(es)`);
+    return EXIT.ok;
+  } finally {
+    await rt.close();
+  }
+}
+
+async function policy(args: string[]): Promise<number> {
+  if (args[0] !== 'check' || args.length < 2) {
+    err('usage: triage policy check FILE...');
+    return EXIT.usage;
+  }
+  let bad = 0;
+  for (const file of args.slice(1)) {
+    try {
+      const p = loadPolicyFile(file);
+      const issues = checkPolicy(p);
+      if (issues.length > 0) throw new PolicyError(file, issues);
+      out(`ok ${file}: tenant ${p.tenant.id} (${p.tenant.name}), ${Object.keys(p.rules).length} rules, ${p.contacts.length} contacts`);
+    } catch (e) {
+      bad++;
+      if (e instanceof PolicyError) for (const i of e.issues) err(`${file}: ${i.path}: ${i.reason}`);
+      else err(`${file}: ${(e as Error).message}`);
+    }
+  }
+  return bad > 0 ? EXIT.rejected : EXIT.ok;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  const log = createLogger();
+  try {
+    switch (command) {
+      case 'serve':
+        return await serve(rest, log);
+      case 'replay':
+        return await replay(rest, log);
+      case 'parked':
+        return await parked(rest, log);
+      case 'policy':
+        return await policy(rest);
+      case 'stream':
+        return await stream(rest, log);
+      case 'send':
+        return await send(rest, log);
+      case undefined:
+      case '-h':
+      case '--help':
+      case 'help':
+        out(USAGE);
+        return command === undefined ? EXIT.usage : EXIT.ok;
+      default:
+        err(`unknown command "${command}"\n${USAGE}`);
+        return EXIT.usage;
+    }
+  } catch (e) {
+    err(`triage ${command}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+    return EXIT.error;
+  }
+}
