@@ -96,23 +96,26 @@ describe('SQLite store', () => {
     expect(() => openSqliteStore({ file })).toThrow(ConfigError);
   });
 
-  it('keeps every stored revision of a case in case_revisions', async () => {
+  it('keeps every superseded revision of a case in case_revisions, and the latest in cases', async () => {
     const file = join(dir, 'triage.db');
     const store = openSqliteStore({ file });
     const first = await store.putCase(caseRecord('t', 'case-1'), [], undefined);
-    await store.putCase(caseRecord('t', 'case-1', { revision: 2, severity: 'high' }), [], first.etag);
+    const second = await store.putCase(caseRecord('t', 'case-1', { revision: 2, severity: 'high' }), [], first.etag);
+    await store.putCase(caseRecord('t', 'case-1', { revision: 3, severity: 'critical' }), [], second.etag);
     await store.close();
 
     const db = new Database(file, { readonly: true });
-    const rows = db
+    const history = db
       .prepare("SELECT revision, json_extract(doc, '$.result.severity') AS severity FROM case_revisions ORDER BY revision")
       .all();
+    const latest = db.prepare("SELECT revision, json_extract(doc, '$.result.severity') AS severity FROM cases").all();
     db.close();
 
-    expect(rows).toEqual([
+    expect(history).toEqual([
       { revision: 1, severity: 'medium' },
       { revision: 2, severity: 'high' },
     ]);
+    expect(latest).toEqual([{ revision: 3, severity: 'critical' }]);
   });
 
   it('reports a database locked by another process as StoreUnavailableError', async () => {
