@@ -26,7 +26,7 @@ import { planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
 import type { Brain, Classification, CorrelationPlan } from './brain';
-import { parkId } from './park';
+import { parkId, rawAt } from './park';
 
 /** What became of one item of a delivery. */
 export const ITEM_STATUSES = ['triaged', 'revised', 'duplicate', 'stale', 'rejected', 'ignored', 'failed'] as const;
@@ -139,16 +139,16 @@ export class Pipeline {
     const receivedAt = this.clock().toISOString();
     const parsed: ParseOutcome[] = parseBody(body, options.kind, receivedAt);
     const items: ItemOutcome[] = [];
-    for (const p of parsed) items.push(await this.handleParsed(p, options));
+    for (const p of parsed) items.push(await this.handleParsed(p, options, body));
     const counts = emptyCounts();
     for (const i of items) counts[i.status]++;
     return { items, counts };
   }
 
-  private async handleParsed(p: ParseOutcome, options: IngestOptions): Promise<ItemOutcome> {
+  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown): Promise<ItemOutcome> {
     switch (p.status) {
       case 'ok':
-        return this.processWithRetry(p.case, p.path, options);
+        return this.processWithRetry(p.case, p.path, options, body);
       case 'ignored':
         return { path: p.path, status: 'ignored', error: { name: 'Ignored', message: p.reason } };
       case 'rejected':
@@ -160,7 +160,7 @@ export class Pipeline {
     }
   }
 
-  private async processWithRetry(c: Case, path: string, options: IngestOptions): Promise<ItemOutcome> {
+  private async processWithRetry(c: Case, path: string, options: IngestOptions, body: unknown): Promise<ItemOutcome> {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
@@ -174,13 +174,9 @@ export class Pipeline {
     this.deps.log.error('case.failed', { tenantId: c.tenantId, caseId: c.caseId, err: lastErr });
     // Never lose an alert: what still fails after the in-process retries is parked for `triage parked replay`.
     // If parking fails too (store down), this throws and the trigger's retry policy redelivers.
-    const parked = await this.park({
-      path,
-      error: lastErr,
-      raw: { caseId: c.caseId, case: c },
-      source: options.source,
-      tenantId: c.tenantId,
-    });
+    // The original item (not the parsed Case) is kept, so a replay goes through parsing again.
+    const raw = rawAt(body, path) ?? body;
+    const parked = await this.park({ path, error: lastErr, raw, source: options.source, tenantId: c.tenantId });
     return { ...parked, status: 'failed', caseId: c.caseId };
   }
 

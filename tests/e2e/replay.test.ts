@@ -1,6 +1,6 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, SAMPLES } from '../helpers/cli';
+import { ROOT, runCli, SAMPLES, scratch } from '../helpers/cli';
 
 describe('triage replay', () => {
   it('prints one TriageResult line per distinct case of the samples (rows and Event Hub batch dedupe)', () => {
@@ -41,5 +41,74 @@ describe('triage replay', () => {
 
     expect(r.status).toBe(1);
     expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('triage replay of a multi-step attack (brute force → C2 → lateral movement on vpn01)', () => {
+  it('escalates the third case one level, lists the other two, and explains every severity change', () => {
+    const r = runCli(['replay', join(ROOT, 'examples', 'attack-chain.ndjson')]);
+
+    const results = r.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map(
+        (l) =>
+          JSON.parse(l) as {
+            caseId: string;
+            playbook: string;
+            severity: string;
+            threatLevel: string;
+            killChain: { stage: string; multiStage: boolean; relatedCaseIds: string[]; phases: string[] };
+            reasons: { rule: string; effect: string; from?: string; to: string; detail: string }[];
+          },
+      );
+    expect(r.status).toBe(0);
+    expect(results.map((x) => x.playbook)).toEqual(['brute-force', 'suspicious-communication', 'lateral-movement']);
+    const third = results[2]!;
+    expect(third.killChain).toMatchObject({
+      stage: 'lateral-movement',
+      multiStage: true,
+      phases: ['exploitation', 'command-and-control', 'lateral-movement'],
+    });
+    expect(third.killChain.relatedCaseIds).toEqual([results[0]!.caseId, results[1]!.caseId]);
+    expect(third.severity).toBe('high');
+    expect(third.reasons).toEqual([
+      expect.objectContaining({ rule: 'playbook:lateral-movement', to: 'medium' }),
+      expect.objectContaining({
+        rule: 'kill-chain',
+        effect: 'raise',
+        from: 'medium',
+        to: 'high',
+        detail: expect.stringContaining('host:vpn01.corp.contoso.example'),
+      }),
+    ]);
+    expect(results.every((x) => typeof x.threatLevel === 'string')).toBe(true);
+  });
+});
+
+describe('triage policy check', () => {
+  it('accepts the shipped tenant policy and names every error of a broken one with its path', () => {
+    const dir = scratch();
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'tenant:\n  id: x\n  name: y\n  timezone: Mars/Olympus\nrules:\n  K1-1: { playbook: no-such-playbook }\n');
+
+    const ok = runCli(['policy', 'check', join(ROOT, 'policies', 'contoso.yaml')]);
+    const ko = runCli(['policy', 'check', bad]);
+
+    expect(ok.status).toBe(0);
+    expect(ok.stdout).toContain('ok ');
+    expect(ko.status).toBe(1);
+    expect(ko.stderr).toMatch(/\$\.tenant\.timezone \(line 4\)/);
+  });
+
+  it('refuses a rule naming an unknown playbook', () => {
+    const dir = scratch();
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'tenant:\n  id: x\n  name: y\nrules:\n  K1-1: { playbook: no-such-playbook }\n');
+
+    const ko = runCli(['policy', 'check', bad]);
+
+    expect(ko.status).toBe(1);
+    expect(ko.stderr).toContain('unknown playbook "no-such-playbook"');
   });
 });

@@ -39,7 +39,10 @@ export async function startServe(env: NodeJS.ProcessEnv): Promise<{ url: string;
         res(m[1]);
       }
     });
-    child.once('exit', (code) => rej(new Error(`serve exited ${code}: ${err}`)));
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      rej(new Error(`serve exited ${code}: ${err}`));
+    });
   });
   return { url, child, stderr: () => err };
 }

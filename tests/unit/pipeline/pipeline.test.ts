@@ -1,0 +1,155 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PolicyRegistry } from '../../../shared/config/policy';
+import { StoreUnavailableError } from '../../../shared/errors';
+import { silentLogger } from '../../../shared/log';
+import { type ChannelSender, OutboxDispatcher } from '../../../shared/notify/outbox';
+import { rawAt } from '../../../shared/pipeline/park';
+import { Pipeline } from '../../../shared/pipeline/pipeline';
+import type { NotificationRecord } from '../../../shared/store/port';
+import { openSqliteStore } from '../../../shared/store/sqlite';
+import { createBrain } from '../../../shared/triage/brain';
+import { ROOT, SAMPLES } from '../../helpers/cli';
+
+const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
+const INCIDENT = '6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b';
+const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
+
+function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry } = {}) {
+  const store = openSqliteStore({ file: ':memory:' });
+  const sent: NotificationRecord[] = [];
+  const sender = options.sender ?? { send: async (n: NotificationRecord) => void sent.push(n) };
+  const pipeline = new Pipeline({
+    store,
+    policies: options.policies ?? PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
+    brain: createBrain(),
+    log: silentLogger,
+    dispatcher: new OutboxDispatcher(store, sender, silentLogger),
+    backoffMs: 1,
+  });
+  return { store, pipeline, sent };
+}
+
+const http = { kind: 'incident' as const, source: 'test' };
+
+describe('pipeline idempotency', () => {
+  it('gives one stored case and one notification per recipient for the same delivery three times', async () => {
+    const { store, pipeline, sent } = setup();
+
+    const outcomes = [];
+    for (let i = 0; i < 3; i++) outcomes.push(await pipeline.ingestText(incidentText, http));
+
+    expect(outcomes.map((o) => o.items[0]?.status)).toEqual(['triaged', 'duplicate', 'duplicate']);
+    const outbox = await store.listNotifications({ tenantId: TENANT, caseId: INCIDENT });
+    expect(outbox.length).toBeGreaterThan(0);
+    expect(sent).toHaveLength(outbox.length);
+    expect(new Set(sent.map((n) => n.key)).size).toBe(sent.length);
+    expect((await store.getCase(TENANT, INCIDENT))?.revision).toBe(1);
+  });
+
+  it('makes an Update with a newer lastModifiedTimeUtc a new revision, and ignores an older one as stale', async () => {
+    const { store, pipeline, sent } = setup();
+    const update = JSON.parse(incidentText) as { objectEventType: string; object: { properties: Record<string, unknown> } };
+    update.objectEventType = 'Update';
+    update.object.properties.lastModifiedTimeUtc = '2026-11-20T01:20:00.000Z';
+    update.object.properties.status = 'Active';
+    const older = structuredClone(update);
+    older.object.properties.lastModifiedTimeUtc = '2026-11-20T01:00:00.000Z';
+
+    await pipeline.ingestText(incidentText, http);
+    const firstSends = sent.length;
+    const revised = await pipeline.ingest(update, http);
+    const stale = await pipeline.ingest(older, http);
+
+    expect(revised.items[0]?.status).toBe('revised');
+    expect(revised.items[0]?.result?.revision).toBe(2);
+    expect(stale.items[0]?.status).toBe('stale');
+    expect((await store.getCase(TENANT, INCIDENT))?.revision).toBe(2);
+    // Same severity: the revision notifies nobody again.
+    expect(sent).toHaveLength(firstSends);
+  });
+
+  it('lists exactly the steps that ran, and says when the tenant had no policy', async () => {
+    const { pipeline } = setup({ policies: new PolicyRegistry() });
+
+    const out = await pipeline.ingestText(incidentText, http);
+
+    const result = out.items[0]?.result;
+    expect(result?.steps.map((s) => s.step)).toEqual(['parse', 'dedupe', 'classify', 'correlate', 'score', 'notify', 'persist']);
+    expect(result?.policy.source).toBe('default');
+    // Detection is the alert's generation time (01:12:58), earlier than the incident's creation.
+    expect(result?.sla).toMatchObject({ detectedAt: '2026-11-20T01:12:58.000Z', notifyBy: '2026-11-20T01:27:58.000Z' });
+  });
+
+  it('delivers later what a failing channel could not send, without duplicating what it did', async () => {
+    let fail = true;
+    const delivered: string[] = [];
+    const { store, pipeline } = setup({
+      sender: {
+        send: async (n) => {
+          if (fail) throw new Error('channel down');
+          delivered.push(n.key);
+        },
+      },
+    });
+
+    await pipeline.ingestText(incidentText, http);
+    const queued = await store.listNotifications({ caseId: INCIDENT, status: 'queued' });
+    fail = false;
+    await pipeline.ingestText(incidentText, http); // the redelivery finishes the delivery
+    await pipeline.ingestText(incidentText, http);
+
+    expect(queued.length).toBeGreaterThan(0);
+    expect(delivered.sort()).toEqual(queued.map((n) => n.key).sort());
+    expect(await store.listNotifications({ caseId: INCIDENT, status: 'queued' })).toEqual([]);
+  });
+
+  it('parks a rejected item with its reason and raw body, and keeps its neighbours', async () => {
+    const { store, pipeline } = setup();
+    const rows = JSON.parse(readFileSync(join(SAMPLES, 'securityalert-records.json'), 'utf8')) as unknown[];
+
+    const out = await pipeline.ingest([rows[0], { SystemAlertId: 'x', TimeGenerated: 'not a date' }, rows[1]], {
+      kind: 'alerts',
+      source: 'test',
+    });
+
+    expect(out.counts).toMatchObject({ triaged: 2, rejected: 1 });
+    const parked = await store.listParked({});
+    expect(parked).toHaveLength(1);
+    expect(parked[0]).toMatchObject({ source: 'test', errorName: 'InputValidationError' });
+    expect(parked[0]?.issues.some((i) => i.path.startsWith('$[1]'))).toBe(true);
+    expect(parked[0]?.body).toContain('not a date');
+  });
+
+  it('parks a case whose store write keeps failing, so the alert is never lost', async () => {
+    const { store, pipeline } = setup();
+    const real = store.putCase.bind(store);
+    store.putCase = async () => {
+      throw new StoreUnavailableError('disk full');
+    };
+
+    const out = await pipeline.ingestText(incidentText, http);
+    store.putCase = real;
+
+    expect(out.items[0]?.status).toBe('failed');
+    const parked = await store.listParked({});
+    expect(parked[0]?.errorName).toBe('StoreUnavailableError');
+    // The parked body replays into a real case once the store is back.
+    const replayed = await pipeline.ingestText(parked[0]?.body ?? '', { kind: 'auto', source: 'replay' });
+    expect(replayed.items[0]?.error).toBeUndefined();
+    expect(replayed.items[0]?.status).toBe('triaged');
+  });
+});
+
+describe('rawAt', () => {
+  it('finds the original item inside arrays, envelopes, JSON strings and bytes', async () => {
+    const row = { SystemAlertId: 'a' };
+    const batch = [{ records: [{}, row] }, JSON.stringify({ records: [row] }), Buffer.from(JSON.stringify({ records: [row] }))];
+
+    expect(rawAt(batch, '$[0].records[1]')).toEqual(row);
+    expect(rawAt(batch, '$[1].records[0]')).toEqual(row);
+    expect(rawAt(batch, '$[2].records[0]')).toEqual(row);
+    expect(rawAt(batch, '$')).toBe(batch);
+    expect(rawAt(batch, '$[9].records[0]')).toBeUndefined();
+  });
+});
