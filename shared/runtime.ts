@@ -66,11 +66,16 @@ export async function createRuntime(
 }
 
 const VERSION: string = (() => {
-  try {
-    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
+  // dist/shared/runtime.js sits two levels below package.json; the production bundle beside its own.
+  for (const file of [join(__dirname, 'package.json'), join(__dirname, '..', '..', 'package.json')]) {
+    try {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name?.startsWith('sentinel-triage') && pkg.version) return pkg.version;
+    } catch {
+      // not this one
+    }
   }
+  return 'unknown';
 })();
 
 let current: Promise<Runtime> | undefined;

@@ -12,7 +12,6 @@
  * - Delivery happens after the commit; whatever is still queued (crash between commit and
  *   delivery) is delivered on the next delivery of the same input or by `drain`.
  */
-import { Duration } from 'luxon';
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { ConcurrencyConflictError, InputValidationError, isTransient, StoreUnavailableError, TriageError } from '../errors';
 import type { Logger } from '../log';
@@ -20,7 +19,7 @@ import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '
 import { compareSeverity } from '../model/domain';
 import { parseJsonText } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
-import { isBusinessHours, secondReportDue } from '../notify/hours';
+import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
 import type { OutboxDispatcher } from '../notify/outbox';
 import { planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
@@ -288,8 +287,7 @@ export class Pipeline {
     steps.push({ step: 'score', status: 'ok', detail: scored.severity });
 
     const revision = existing ? existing.revision + 1 : 1;
-    const notifyWithin = Duration.fromISO(policy.policy.sla.notifyWithin);
-    const notifyBy = new Date(Date.parse(c.detectedAt) + notifyWithin.as('milliseconds')).toISOString();
+    const notifyBy = firstReportDue(c.detectedAt, policy.policy).toISOString();
     const previouslyNotified = highestNotified(existing);
     const outbox = planNotifications({
       tenantId: c.tenantId,
