@@ -39,9 +39,8 @@ async function runStream(store: Store, events: readonly unknown[], outboxFile: s
   return events.length / s;
 }
 
-/** Runs both variants; returns titled metric tables. */
-export async function benchStream(n: number): Promise<[string, Record<string, string>][]> {
-  const out: [string, Record<string, string>][] = [];
+/** Runs the variants, reporting each titled metric table as soon as it is measured. */
+export async function benchStream(n: number, report: (title: string, metrics: Record<string, string>) => void): Promise<void> {
   const events = synthAlerts(n, { seed: 11 }).map((r) => ({ records: [JSON.parse(r) as unknown] }));
   const dir = mkdtempSync(join(tmpdir(), 'triage-bench-stream-'));
 
@@ -49,23 +48,25 @@ export async function benchStream(n: number): Promise<[string, Record<string, st
     const store = openSqliteStore({ file: join(dir, `stream-${deliver}.db`) });
     const eps = await runStream(store, events, deliver ? join(dir, 'outbox.jsonl') : '');
     await store.close();
-    out.push([
+    report(
       `alertStream on SQLite, ${n} events in batches of 100${deliver ? ', with embedded outbox delivery' : ', outbox committed, not delivered'}`,
-      { 'events/s': eps.toFixed(0) },
-    ]);
+      {
+        'events/s': eps.toFixed(0),
+      },
+    );
   }
 
   const server = await startCosmosServer();
   const proxy = await startCountingProxy(server.endpoint);
   try {
-    const m = Math.min(n, 2000);
+    const m = Math.min(n, 500);
     const store = await openCosmosStore({ endpoint: proxy.endpoint, key: server.key, database: 'bench', createIfMissing: true });
     proxy.reset();
     const eps = await runStream(store, events.slice(0, m), '');
     const c = proxy.counts();
     await store.close();
     const per = (k: number) => (k / m).toFixed(2);
-    out.push([
+    report(
       `alertStream on the Cosmos stand-in (@vercel/cosmosdb-server over loopback HTTP), ${m} events in batches of 100, outbox committed`,
       {
         'events/s': eps.toFixed(0),
@@ -75,11 +76,10 @@ export async function benchStream(n: number): Promise<[string, Record<string, st
         'query-plan requests per alert (SDK)': per(c['query-plan']),
         'cross-partition queries per alert': per(c['cross-partition-query']),
       },
-    ]);
+    );
   } finally {
     await proxy.close();
     await server.close();
     rmSync(dir, { recursive: true, force: true });
   }
-  return out;
 }

@@ -32,13 +32,43 @@ export function isValidNetworkOrHost(text: string): boolean {
   return canonicalIp(text) !== undefined || parseCidr(text) !== undefined || HOST_RE.test(text.trim());
 }
 
+/** A parsed, canonical IP address. */
+export interface ParsedIp {
+  /** Canonical text (`canonicalIp`). */
+  readonly canon: string;
+  readonly addr: ipaddr.IPv4 | ipaddr.IPv6;
+  /** ipaddr.js range name (`private`, `loopback`, `unicast`, …). */
+  readonly range: string;
+}
+
+/** Bound of the parse memo: recurring addresses (scanners, gateways) hit it; a flood of unique ones just resets it. */
+const MEMO_LIMIT = 10_000;
+const memo = new Map<string, ParsedIp | null>();
+
+/** Parses an IP (memoised); undefined when the text is not an IP address. */
+export function parseIp(text: string): ParsedIp | undefined {
+  const hit = memo.get(text);
+  if (hit !== undefined) return hit ?? undefined;
+  const canon = canonicalIp(text);
+  let parsed: ParsedIp | null = null;
+  if (canon) {
+    const addr = ipaddr.parse(canon);
+    parsed = { canon, addr, range: addr.range() };
+  }
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(text, parsed);
+  return parsed ?? undefined;
+}
+
 /**
- * A compiled list of IPs, CIDR blocks and host names. Host names match both the
- * short name and the FQDN (`ws-ops-001` matches `ws-ops-001.corp.example`).
+ * A compiled list of IPs, CIDR blocks and host names (policy lists: internal ranges,
+ * maintenance hosts, blacklists, …). Host names match both the short name and the FQDN
+ * (`ws-ops-001` matches `ws-ops-001.corp.example`). IPs are matched parsed (`parseIp`):
+ * triage checks one address against several lists, so it is parsed once, not per list.
  */
 export class NetworkMatcher {
-  private readonly cidrs: Cidr[] = [];
   private readonly ips = new Set<string>();
+  private readonly cidrs: Cidr[] = [];
   private readonly hosts = new Set<string>();
 
   /** Compiles the list; invalid entries are ignored (policy validation reports them). */
@@ -49,34 +79,40 @@ export class NetworkMatcher {
         this.ips.add(ip);
         continue;
       }
-      const c = parseCidr(e);
-      if (c) {
-        this.cidrs.push(c);
+      try {
+        this.cidrs.push(ipaddr.parseCIDR(e.trim()));
         continue;
+      } catch {
+        // not a CIDR: a host name
       }
       this.hosts.add(e.trim().toLowerCase().replace(/\.$/, ''));
     }
   }
 
-  /** Whether this list is empty. */
+  /** Whether the list is empty. */
   get empty(): boolean {
-    return this.cidrs.length === 0 && this.ips.size === 0 && this.hosts.size === 0;
+    return this.ips.size === 0 && this.cidrs.length === 0 && this.hosts.size === 0;
   }
 
-  /** Matches an IP address (any spelling). */
-  matchesIp(ip: string): boolean {
-    const canon = canonicalIp(ip);
-    if (!canon) return false;
-    if (this.ips.has(canon)) return true;
-    const addr = ipaddr.parse(canon);
-    return this.cidrs.some(([net, bits]) => net.kind() === addr.kind() && addr.match(net, bits));
+  /** Whether the list has IP or CIDR entries. */
+  get hasAddresses(): boolean {
+    return this.ips.size > 0 || this.cidrs.length > 0;
+  }
+
+  /** Matches a parsed IP. */
+  matchesIp(ip: ParsedIp): boolean {
+    if (this.ips.has(ip.canon)) return true;
+    const kind = ip.addr.kind();
+    for (const [net, bits] of this.cidrs) if (net.kind() === kind && ip.addr.match(net, bits)) return true;
+    return false;
   }
 
   /** Matches a host name, short or fully qualified. */
   matchesHost(host: string): boolean {
+    if (this.hosts.size === 0) return false;
     const h = host.trim().toLowerCase().replace(/\.$/, '');
     if (this.hosts.has(h)) return true;
-    const short = h.split('.')[0] ?? h;
-    return this.hosts.has(short);
+    const dot = h.indexOf('.');
+    return dot > 0 && this.hosts.has(h.slice(0, dot));
   }
 }

@@ -10,10 +10,10 @@
  * not listed in `ignored` (that list is for entities a tenant would expect to link).
  */
 import { Duration } from 'luxon';
+import { NetworkMatcher, parseIp } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
 import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase } from '../model/domain';
 import type { CorrelationPlan } from '../pipeline/brain';
-import { AddressList, parseIp } from './addresses';
 
 /** Entity kinds whose keys are used to find related cases. */
 export const CORRELATING_KINDS: ReadonlySet<EntityKind> = new Set<EntityKind>(['ip', 'host', 'account']);
@@ -81,7 +81,7 @@ export function builtinNonCorrelating(e: Entity): string | undefined {
  */
 export class NonCorrelatingList {
   private readonly keys = new Map<string, string>();
-  private readonly networks: AddressList;
+  private readonly networks: NetworkMatcher;
 
   /** Compiles the list. */
   constructor(entries: readonly string[]) {
@@ -99,7 +99,7 @@ export class NonCorrelatingList {
         networkEntries.push(entry);
       }
     }
-    this.networks = new AddressList(networkEntries);
+    this.networks = new NetworkMatcher(networkEntries);
   }
 
   /** Why the policy excludes this entity, or undefined. */

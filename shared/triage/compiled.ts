@@ -5,8 +5,8 @@
  * unloaded policy is garbage-collected with its compiled form.
  */
 import { Duration } from 'luxon';
+import { NetworkMatcher } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
-import { AddressList } from '../correlation/addresses';
 import { compileKillChain, type KillChainMapping } from '../correlation/killchain';
 import { type CorrelationSettings, compileCorrelationSettings } from '../correlation/plan';
 
@@ -22,11 +22,11 @@ export interface RuleRef {
 /** The compiled form of a tenant policy. */
 export interface CompiledPolicy {
   readonly policy: TenantPolicy;
-  readonly internal: AddressList;
-  readonly dmz: AddressList;
-  readonly maintenanceHosts: AddressList;
-  readonly dmzManagementDevices: AddressList;
-  readonly blacklistIps: AddressList;
+  readonly internal: NetworkMatcher;
+  readonly dmz: NetworkMatcher;
+  readonly maintenanceHosts: NetworkMatcher;
+  readonly dmzManagementDevices: NetworkMatcher;
+  readonly blacklistIps: NetworkMatcher;
   /** Lower-cased domains, no trailing dot. */
   readonly blacklistDomains: ReadonlySet<string>;
   /** Lower-cased hash values without algorithm prefix. */
@@ -57,11 +57,11 @@ export function compilePolicy(policy: TenantPolicy): CompiledPolicy {
   const rules = Object.entries(policy.rules).map(([key, entry]) => ({ key, lower: key.trim().toLowerCase(), entry }));
   const compiled: CompiledPolicy = {
     policy,
-    internal: new AddressList(policy.network.internal),
-    dmz: new AddressList(policy.network.dmz),
-    maintenanceHosts: new AddressList(policy.network.maintenanceHosts),
-    dmzManagementDevices: new AddressList(policy.network.dmzManagementDevices),
-    blacklistIps: new AddressList(policy.blacklists.ip),
+    internal: new NetworkMatcher(policy.network.internal),
+    dmz: new NetworkMatcher(policy.network.dmz),
+    maintenanceHosts: new NetworkMatcher(policy.network.maintenanceHosts),
+    dmzManagementDevices: new NetworkMatcher(policy.network.dmzManagementDevices),
+    blacklistIps: new NetworkMatcher(policy.blacklists.ip),
     blacklistDomains: new Set(policy.blacklists.domain.map((d) => d.trim().toLowerCase().replace(/\.$/, ''))),
     blacklistHashes: new Set(policy.blacklists.filehash.map(bareHash)),
     rulesByKey: new Map(rules.map((r) => [r.lower, r])),

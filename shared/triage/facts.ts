@@ -4,7 +4,7 @@
  * Computed once per (case, policy, indicator set) and shared by classification,
  * scoring and the first report.
  */
-import { type AddressList, type ParsedIp, parseIp } from '../correlation/addresses';
+import { type NetworkMatcher, type ParsedIp, parseIp } from '../config/networks';
 import { keyValue } from '../correlation/plan';
 import type { Case, Entity } from '../model/domain';
 import { bareHash, type CompiledPolicy } from './compiled';
@@ -102,7 +102,7 @@ function commandLineOf(e: Entity): string | undefined {
   return typeof v === 'string' && v.length > 0 ? v : undefined;
 }
 
-function hostMatches(e: Entity, list: AddressList): boolean {
+function hostMatches(e: Entity, list: NetworkMatcher): boolean {
   if (list.empty) return false;
   if (list.matchesHost(keyValue(e.key))) return true;
   for (const k of e.altKeys) if (list.matchesHost(keyValue(k))) return true;
