@@ -135,7 +135,7 @@ async function benchCorrelation(): Promise<Record<string, string>> {
     const cls = brain.classify(c, policy);
     const plan = brain.planCorrelation(c, cls, policy);
     const at = Date.parse(c.detectedAt);
-    const sightings = await store.findRelated({
+    const { sightings, saturated } = await store.findRelated({
       tenantId,
       keys: plan.keys,
       from: new Date(at - plan.windowMs).toISOString(),
@@ -143,7 +143,7 @@ async function benchCorrelation(): Promise<Record<string, string>> {
       excludeCaseId: c.caseId,
       limitPerKey: plan.infrastructureThreshold + 1,
     });
-    const verdict = brain.correlate(c, plan, sightings, policy);
+    const verdict = brain.correlate(c, plan, sightings, policy, saturated);
     const ns = Number(now() - s);
     if (i >= 500) lat.push(ns); // the first 500 warm the page cache and statement caches
     related += verdict.relatedCaseIds.length;

@@ -108,7 +108,9 @@ export function correlateCase(
   sightings: readonly EntitySighting[],
   settings: CorrelationSettings,
   mapping: KillChainMapping,
+  saturated: readonly string[] = [],
 ): KillChainVerdict {
+  const saturatedKeys = new Set(saturated);
   const t0 = Date.parse(c.detectedAt);
   const selfMask = maskOf(plan.phases);
   const planKeys = new Set(plan.keys);
@@ -137,7 +139,7 @@ export function correlateCase(
     seenEntityKeys.add(e.key);
     const keys = [e.key, ...e.altKeys].filter((k) => planKeys.has(k));
     if (keys.length === 0) continue;
-    const infra = keys.find((k) => (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold);
+    const infra = keys.find((k) => saturatedKeys.has(k) || (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold);
     if (infra !== undefined) {
       ignoredEntities.push({
         key: e.key,

@@ -48,6 +48,16 @@ export interface Scored {
 export interface Brain {
   classify(c: Case, policy: ResolvedPolicy): Classification;
   planCorrelation(c: Case, cls: Classification, policy: ResolvedPolicy): CorrelationPlan;
-  correlate(c: Case, plan: CorrelationPlan, sightings: readonly EntitySighting[], policy: ResolvedPolicy): KillChainVerdict;
+  /**
+   * `sightings` are the store rows for the plan's keys; `saturated` the keys the store reported
+   * at or over the infrastructure bound without rows (treated as infrastructure).
+   */
+  correlate(
+    c: Case,
+    plan: CorrelationPlan,
+    sightings: readonly EntitySighting[],
+    policy: ResolvedPolicy,
+    saturated?: readonly string[],
+  ): KillChainVerdict;
   score(c: Case, cls: Classification, verdict: KillChainVerdict, evidence: readonly Evidence[], policy: ResolvedPolicy): Scored;
 }

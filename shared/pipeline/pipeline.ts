@@ -91,6 +91,8 @@ interface Judgement {
   readonly cls: Classification;
   readonly plan: CorrelationPlan;
   readonly sightings: EntitySighting[];
+  /** Keys the store found at or over the infrastructure bound (no rows read). */
+  readonly saturated: string[];
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -250,9 +252,9 @@ export class Pipeline {
     const policy = this.resolvePolicy(c.tenantId);
     const cls = this.deps.brain.classify(c, policy);
     const plan = this.deps.brain.planCorrelation(c, cls, policy);
-    if (plan.keys.length === 0) return { sightings: [], policy, cls, plan };
+    if (plan.keys.length === 0) return { sightings: [], saturated: [], policy, cls, plan };
     const at = Date.parse(c.detectedAt);
-    const sightings = await this.deps.store.findRelated({
+    const { sightings, saturated } = await this.deps.store.findRelated({
       tenantId: c.tenantId,
       keys: plan.keys,
       from: new Date(at - plan.windowMs).toISOString(),
@@ -260,7 +262,7 @@ export class Pipeline {
       excludeCaseId: c.caseId,
       limitPerKey: plan.infrastructureThreshold + 1,
     });
-    return { sightings, policy, cls, plan };
+    return { sightings, saturated, policy, cls, plan };
   }
 
   /** Pure part: classify, correlate, score, plan notifications. */
@@ -277,7 +279,7 @@ export class Pipeline {
       { step: 'dedupe', status: 'ok', detail: existing ? `new revision after r${existing.revision}` : 'new case' },
     ];
     steps.push({ step: 'classify', status: 'ok', detail: `${cls.playbook} (${cls.classifiedBy})` });
-    const killChain = brain.correlate(c, plan, ctx.sightings, policy);
+    const killChain = brain.correlate(c, plan, ctx.sightings, policy, ctx.saturated);
     steps.push({
       step: 'correlate',
       status: 'ok',

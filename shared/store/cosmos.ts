@@ -73,7 +73,17 @@ import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
-import type { CaseRecord, CaseState, EntitySighting, Lease, NotificationRecord, ParkedItem, RelatedQuery, Store } from './port';
+import type {
+  CaseRecord,
+  CaseState,
+  EntitySighting,
+  Lease,
+  NotificationRecord,
+  ParkedItem,
+  RelatedQuery,
+  RelatedResult,
+  Store,
+} from './port';
 import { type RetryPolicy, withRetry } from './retry';
 
 /** Settings read from the environment (see cosmosSettingsFromEnv). */
@@ -646,9 +656,9 @@ export class CosmosStore implements Store {
   }
 
   /** @inheritdoc */
-  async findRelated(query: RelatedQuery): Promise<EntitySighting[]> {
+  async findRelated(query: RelatedQuery): Promise<RelatedResult> {
     const keys = [...new Set(query.keys)];
-    if (keys.length === 0 || query.limitPerKey <= 0) return [];
+    if (keys.length === 0 || query.limitPerKey <= 0) return { sightings: [], saturated: [] };
     const parameters: SqlParameter[] = [
       { name: '@tenantId', value: query.tenantId },
       { name: '@from', value: instantKey(query.from) },
@@ -693,7 +703,10 @@ export class CosmosStore implements Store {
         if (list.length === query.limitPerKey) full++;
       }
     }
-    return keys.flatMap((k) => perKey.get(k) ?? []);
+    // One query serves every key here, so saturated keys cost no extra request; their rows are dropped.
+    const saturated = keys.filter((k) => (perKey.get(k)?.length ?? 0) >= query.limitPerKey);
+    const sat = new Set(saturated);
+    return { sightings: keys.filter((k) => !sat.has(k)).flatMap((k) => perKey.get(k) ?? []), saturated };
   }
 
   /** @inheritdoc */

@@ -51,8 +51,20 @@ export interface RelatedQuery {
   readonly to: string;
   /** Sightings of this case are not returned. */
   readonly excludeCaseId?: string;
-  /** At most this many sightings per key (newest first): lets callers detect "infrastructure" keys cheaply. */
+  /**
+   * Saturation bound: a key with this many sightings or more in the window is reported in
+   * `saturated` without its rows (correlation treats it as infrastructure and never reads
+   * them); keys below it return all their rows, newest first.
+   */
   readonly limitPerKey: number;
+}
+
+/** What findRelated answers. */
+export interface RelatedResult {
+  /** Sightings of the keys below the saturation bound, newest first per key. */
+  readonly sightings: EntitySighting[];
+  /** Keys with at least `limitPerKey` sightings in the window (their rows are not returned). */
+  readonly saturated: string[];
 }
 
 /** A rejected input kept for inspection and replay. */
@@ -118,8 +130,8 @@ export interface Store {
     expectedEtag: string | undefined,
     outbox?: readonly NotificationRecord[],
   ): Promise<CaseRecord>;
-  /** Sightings for correlation (indexed by tenant, entity key, time). */
-  findRelated(query: RelatedQuery): Promise<EntitySighting[]>;
+  /** Sightings for correlation (indexed by tenant, entity key, time), and the saturated keys. */
+  findRelated(query: RelatedQuery): Promise<RelatedResult>;
 
   /** Tries to take the processing lease; returns the lease held (ours or another's). */
   acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }>;

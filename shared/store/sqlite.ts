@@ -31,7 +31,17 @@ import Database from 'better-sqlite3';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
-import type { CaseRecord, CaseState, EntitySighting, Lease, NotificationRecord, ParkedItem, RelatedQuery, Store } from './port';
+import type {
+  CaseRecord,
+  CaseState,
+  EntitySighting,
+  Lease,
+  NotificationRecord,
+  ParkedItem,
+  RelatedQuery,
+  RelatedResult,
+  Store,
+} from './port';
 
 /** One schema step. Steps run in order, each in its own transaction with the `user_version` bump. */
 export interface Migration {
@@ -274,6 +284,8 @@ function mapError(op: string, err: unknown): unknown {
 }
 
 const PARKED_DEFAULT_LIMIT = 1000;
+/** Bound of the saturation hints (cleared when full: hints only cost a re-read when lost). */
+const SATURATION_HINTS = 10_000;
 
 /** The SQLite Store. Create it with openSqliteStore. */
 export class SqliteStore implements Store {
@@ -290,6 +302,8 @@ export class SqliteStore implements Store {
   >;
   private readonly leaseTx: Database.Transaction<(lease: Lease, now: string) => { acquired: boolean; lease: Lease }>;
   private closed = false;
+  /** Keys (tenant + key) recently seen saturated: a hint only, always re-checked by a count. */
+  private readonly saturationHints = new Set<string>();
 
   /** Use openSqliteStore. */
   constructor(
@@ -439,23 +453,46 @@ export class SqliteStore implements Store {
   }
 
   /** @inheritdoc */
-  async findRelated(query: RelatedQuery): Promise<EntitySighting[]> {
+  async findRelated(query: RelatedQuery): Promise<RelatedResult> {
     return this.run('findRelated', () => {
-      const out: EntitySighting[] = [];
-      if (query.limitPerKey <= 0) return out;
+      const sightings: EntitySighting[] = [];
+      const saturated: string[] = [];
+      if (query.limitPerKey <= 0) return { sightings, saturated };
       const from = instantKey(query.from);
       const to = instantKey(query.to);
+      const exclude = query.excludeCaseId;
       const seen = new Set<string>();
       for (const key of query.keys) {
         if (seen.has(key)) continue;
         seen.add(key);
+        const hintKey = `${query.tenantId}\u0000${key}`;
+        // A key that was saturated recently is first counted (an index-only walk in SQLite)
+        // instead of read: its rows would be turned into objects only to be ignored.
+        if (this.saturationHints.has(hintKey)) {
+          const n = (
+            exclude === undefined
+              ? this.stmt.countRelatedAll.get(query.tenantId, key, from, to, query.limitPerKey)
+              : this.stmt.countRelated.get(query.tenantId, key, from, to, exclude, query.limitPerKey)
+          ) as number;
+          if (n >= query.limitPerKey) {
+            saturated.push(key);
+            continue;
+          }
+          this.saturationHints.delete(hintKey);
+        }
         const rows = (
-          query.excludeCaseId === undefined
+          exclude === undefined
             ? this.stmt.relatedAll.all(query.tenantId, key, from, to, query.limitPerKey)
-            : this.stmt.related.all(query.tenantId, key, from, to, query.excludeCaseId, query.limitPerKey)
+            : this.stmt.related.all(query.tenantId, key, from, to, exclude, query.limitPerKey)
         ) as RawSightingRow[];
+        if (rows.length >= query.limitPerKey) {
+          saturated.push(key);
+          if (this.saturationHints.size >= SATURATION_HINTS) this.saturationHints.clear();
+          this.saturationHints.add(hintKey);
+          continue;
+        }
         for (const r of rows) {
-          out.push({
+          sightings.push({
             tenantId: query.tenantId,
             entityKey: key,
             caseId: r[1],
@@ -466,7 +503,7 @@ export class SqliteStore implements Store {
           });
         }
       }
-      return out;
+      return { sightings, saturated };
     });
   }
 
@@ -615,6 +652,18 @@ function prepareStatements(db: Database.Database) {
        ORDER BY detected_at DESC LIMIT ?`,
       )
       .raw(true),
+    countRelated: db
+      .prepare(
+        `SELECT COUNT(*) FROM (SELECT 1 FROM sightings
+       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ? AND case_id <> ? LIMIT ?)`,
+      )
+      .pluck(),
+    countRelatedAll: db
+      .prepare(
+        `SELECT COUNT(*) FROM (SELECT 1 FROM sightings
+       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ? LIMIT ?)`,
+      )
+      .pluck(),
     relatedAll: db
       .prepare(
         `SELECT detected_at, case_id, phases, playbook, severity FROM sightings

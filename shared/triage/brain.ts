@@ -48,9 +48,15 @@ export function createBrain(options: BrainOptions = {}): Brain {
       return buildCorrelationPlan(c, phases, p.correlation);
     },
 
-    correlate(c: Case, plan: CorrelationPlan, sightings: readonly EntitySighting[], rp: ResolvedPolicy): KillChainVerdict {
+    correlate(
+      c: Case,
+      plan: CorrelationPlan,
+      sightings: readonly EntitySighting[],
+      rp: ResolvedPolicy,
+      saturated?: readonly string[],
+    ): KillChainVerdict {
       const p = compilePolicy(rp.policy);
-      return correlateCase(c, plan, sightings, p.correlation, p.killChain);
+      return correlateCase(c, plan, sightings, p.correlation, p.killChain, saturated);
     },
 
     score(c: Case, cls: Classification, verdict: KillChainVerdict, evidence: readonly Evidence[], rp: ResolvedPolicy): Scored {

@@ -109,7 +109,7 @@ describe('Cosmos store', () => {
       read?.etag,
     );
     const counts = proxy.counts();
-    const related = await store.findRelated({ tenantId: 't', keys, ...window, limitPerKey: 10 });
+    const { sightings: related } = await store.findRelated({ tenantId: 't', keys, ...window, limitPerKey: 10 });
 
     expect(read?.etag).toBe(first.etag);
     expect(counts).toMatchObject({ point: 1, batch: 1, query: 0, 'cross-partition-query': 0 });
@@ -131,7 +131,10 @@ describe('Cosmos store', () => {
     await expect(stale).rejects.toBeInstanceOf(ConcurrencyConflictError);
     expect(proxy.seen.map((s) => s.kind)).toEqual(['point', 'batch', 'point']);
     expect((await other.getCase('t', 'case-1'))?.etag).toBe(second.etag);
-    await expect(other.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 5 })).resolves.toEqual([]);
+    await expect(other.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 5 })).resolves.toEqual({
+      sightings: [],
+      saturated: [],
+    });
     await other.close();
   });
 
@@ -139,10 +142,10 @@ describe('Cosmos store', () => {
     const many = Array.from({ length: 150 }, (_, i) => sighting('t', 'case-1', `ip:10.0.${i >> 8}.${i & 255}`, '2024-05-01T10:00:00.000Z'));
 
     await store.putCase(caseRecord('t', 'case-1'), many, undefined);
-    const found = await store.findRelated({ tenantId: 't', keys: many.map((s) => s.entityKey), ...window, limitPerKey: 1 });
+    const found = await store.findRelated({ tenantId: 't', keys: many.map((s) => s.entityKey), ...window, limitPerKey: 2 });
 
     expect(proxy.counts().batch).toBe(2);
-    expect(found).toHaveLength(150);
+    expect(found.sightings).toHaveLength(150);
   });
 
   it('waits as long as a 429 asks (x-ms-retry-after-ms) and then succeeds', async () => {
@@ -183,7 +186,7 @@ describe('Cosmos store', () => {
     proxy.reset();
     proxy.inject({ status: 429, headers: { 'x-ms-retry-after-ms': '20' }, kinds: ['query'] });
 
-    const found = await store.findRelated({ tenantId: 't', keys, ...window, limitPerKey: 5 });
+    const { sightings: found } = await store.findRelated({ tenantId: 't', keys, ...window, limitPerKey: 5 });
 
     expect(found.map((s) => s.entityKey)).toEqual(keys);
     expect(slept).toEqual([20]);
@@ -242,7 +245,7 @@ describe('Cosmos store', () => {
       [sighting('t', caseId, 'account:contoso\\k.tanaka', '2024-05-01T10:00:00.000Z')],
       undefined,
     );
-    const found = await store.findRelated({ tenantId: 't', keys: ['account:contoso\\k.tanaka'], ...window, limitPerKey: 5 });
+    const { sightings: found } = await store.findRelated({ tenantId: 't', keys: ['account:contoso\\k.tanaka'], ...window, limitPerKey: 5 });
 
     expect((await store.getCase('t', caseId))?.etag).toBe(saved.etag);
     expect((await store.findCase(caseId))?.caseId).toBe(caseId);

@@ -3,14 +3,11 @@
  * `makeStore` must return an empty store each time (a fresh database); the suite closes it.
  */
 import { ConcurrencyConflictError } from '../../shared/errors';
-import type { EntitySighting, Store } from '../../shared/store/port';
+import type { Store } from '../../shared/store/port';
 import { caseRecord, notification, parked, sighting } from './fixtures';
 
 const T = 'tenant-a';
 const OTHER = 'tenant-b';
-
-const byKeyThenNewest = (a: EntitySighting, b: EntitySighting) =>
-  a.entityKey.localeCompare(b.entityKey) || b.detectedAt.localeCompare(a.detectedAt);
 
 /** Registers the Store contract for one adapter. */
 export function describeStoreContract(name: string, makeStore: () => Promise<Store>): void {
@@ -136,7 +133,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           to: '2024-06-01T00:00:00.000Z',
           limitPerKey: 10,
         });
-        expect(related).toEqual([]);
+        expect(related).toEqual({ sightings: [], saturated: [] });
       });
     });
 
@@ -159,7 +156,12 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await putWithSightings(T, 'after', '2024-05-08T00:00:00.001Z', ['host:vpn01']);
         await putWithSightings(T, 'other-key', '2024-05-03T12:00:00.000Z', ['ip:192.0.2.1']);
 
-        const found = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77', 'host:vpn01'], ...window, limitPerKey: 10 });
+        const { sightings: found } = await store.findRelated({
+          tenantId: T,
+          keys: ['ip:203.0.113.77', 'host:vpn01'],
+          ...window,
+          limitPerKey: 10,
+        });
 
         expect(found.map((s) => `${s.entityKey}@${s.caseId}`).sort()).toEqual([
           'host:vpn01@at-to',
@@ -176,7 +178,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         };
         await store.putCase(caseRecord(T, 'case-1', { detectedAt: s.detectedAt }), [s], undefined);
 
-        const found = await store.findRelated({ tenantId: T, keys: [s.entityKey], ...window, limitPerKey: 10 });
+        const { sightings: found } = await store.findRelated({ tenantId: T, keys: [s.entityKey], ...window, limitPerKey: 10 });
 
         expect(found).toEqual([s]);
       });
@@ -185,7 +187,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await putWithSightings(T, 'self', '2024-05-02T00:00:00.000Z', ['ip:203.0.113.77']);
         await putWithSightings(T, 'neighbour', '2024-05-02T01:00:00.000Z', ['ip:203.0.113.77']);
 
-        const found = await store.findRelated({
+        const { sightings: found } = await store.findRelated({
           tenantId: T,
           keys: ['ip:203.0.113.77'],
           ...window,
@@ -196,28 +198,54 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(found.map((s) => s.caseId)).toEqual(['neighbour']);
       });
 
-      it('returns at most limitPerKey sightings per key, the newest first', async () => {
+      it('returns the sightings of a key below the bound newest first', async () => {
+        for (let day = 1; day <= 2; day++) {
+          await putWithSightings(T, `c${day}`, `2024-05-0${day}T06:00:00.000Z`, ['ip:203.0.113.77']);
+        }
+
+        const r = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 3 });
+
+        expect(r.sightings.map((s) => s.caseId)).toEqual(['c2', 'c1']);
+        expect(r.saturated).toEqual([]);
+      });
+
+      it('reports a key with limitPerKey or more sightings as saturated, without its rows, and still returns the others', async () => {
         for (let day = 1; day <= 5; day++) {
           await putWithSightings(T, `c${day}`, `2024-05-0${day}T06:00:00.000Z`, ['ip:203.0.113.77']);
         }
         await putWithSightings(T, 'h1', '2024-05-01T07:00:00.000Z', ['host:vpn01']);
 
-        const found = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77', 'host:vpn01'], ...window, limitPerKey: 3 });
+        const first = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77', 'host:vpn01'], ...window, limitPerKey: 3 });
+        // Asked again (the SQLite adapter then counts instead of reading): the same answer.
+        const again = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77', 'host:vpn01'], ...window, limitPerKey: 3 });
+        // With the bound above the count, the rows come back.
+        const roomy = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 6 });
 
-        expect(found.sort(byKeyThenNewest).map((s) => `${s.entityKey}@${s.caseId}`)).toEqual([
-          'host:vpn01@h1',
-          'ip:203.0.113.77@c5',
-          'ip:203.0.113.77@c4',
-          'ip:203.0.113.77@c3',
-        ]);
-        const ipOnly = found.filter((s) => s.entityKey === 'ip:203.0.113.77').map((s) => s.caseId);
-        expect(ipOnly).toEqual(['c5', 'c4', 'c3']);
+        expect(first.saturated).toEqual(['ip:203.0.113.77']);
+        expect(first.sightings.map((s) => `${s.entityKey}@${s.caseId}`)).toEqual(['host:vpn01@h1']);
+        expect(again).toEqual(first);
+        expect(roomy.saturated).toEqual([]);
+        expect(roomy.sightings.map((s) => s.caseId)).toEqual(['c5', 'c4', 'c3', 'c2', 'c1']);
+      });
+
+      it('counts the excluded case out of the bound', async () => {
+        for (let day = 1; day <= 3; day++) {
+          await putWithSightings(T, `c${day}`, `2024-05-0${day}T06:00:00.000Z`, ['ip:203.0.113.77']);
+        }
+        const q = { tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 3 };
+
+        const all = await store.findRelated(q);
+        const others = await store.findRelated({ ...q, excludeCaseId: 'c3' });
+
+        expect(all.saturated).toEqual(['ip:203.0.113.77']);
+        expect(others.saturated).toEqual([]);
+        expect(others.sightings.map((s) => s.caseId)).toEqual(['c2', 'c1']);
       });
 
       it("does not see another tenant's sightings", async () => {
         await putWithSightings(OTHER, 'theirs', '2024-05-02T00:00:00.000Z', ['ip:203.0.113.77']);
 
-        const found = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 10 });
+        const { sightings: found } = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 10 });
 
         expect(found).toEqual([]);
       });
@@ -233,7 +261,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
           ],
           first.etag,
         );
-        const found = await store.findRelated({
+        const { sightings: found } = await store.findRelated({
           tenantId: T,
           keys: ['ip:203.0.113.77', 'host:vpn01', 'account:k.tanaka@contoso.example'],
           ...window,
@@ -247,7 +275,7 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         await putWithSightings(T, 'seconds', '2024-05-01T00:00:00Z', ['ip:203.0.113.77']);
         await putWithSightings(T, 'sentinel', '2024-05-07T23:59:59.9990000Z', ['ip:203.0.113.77']);
 
-        const found = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 10 });
+        const { sightings: found } = await store.findRelated({ tenantId: T, keys: ['ip:203.0.113.77'], ...window, limitPerKey: 10 });
 
         expect(found.map((s) => s.caseId)).toEqual(['sentinel', 'seconds']);
       });
@@ -255,7 +283,10 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
       it('returns nothing for no keys', async () => {
         await putWithSightings(T, 'case-1', '2024-05-02T00:00:00.000Z', ['ip:203.0.113.77']);
 
-        await expect(store.findRelated({ tenantId: T, keys: [], ...window, limitPerKey: 10 })).resolves.toEqual([]);
+        await expect(store.findRelated({ tenantId: T, keys: [], ...window, limitPerKey: 10 })).resolves.toEqual({
+          sightings: [],
+          saturated: [],
+        });
       });
     });
 

@@ -54,6 +54,19 @@ describe('correlation verdict', () => {
     ]);
   });
 
+  it('treats a key the store reports as saturated as infrastructure, without any of its rows', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const c = phaseCase('s1', ['lateral-movement'], 0, [ip('10.1.1.1'), host('ws-fin-023.corp.contoso.example')]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+
+    const verdict = brain.correlate(c, plan, [], rp, ['ip:10.1.1.1']);
+
+    expect(verdict.relatedCaseIds).toEqual([]);
+    expect(verdict.ignoredEntities).toEqual([
+      { key: 'ip:10.1.1.1', why: 'seen in more than 2 other cases within P7D: treated as infrastructure' },
+    ]);
+  });
+
   it('still links through a key seen in exactly K other cases', () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
     const store = new SimulatedStore();
