@@ -191,6 +191,11 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.pragma('synchronous = NORMAL');
     db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
     db.pragma('foreign_keys = ON');
+    // Checkpoints (and their fsync) dominate a commit's cost at the default 1,000 pages; 10,000
+    // (≈ 40 MB of WAL) cut the measured commit cost by about a third. The WAL file is truncated
+    // back to 64 MB after a checkpoint.
+    db.pragma('wal_autocheckpoint = 10000');
+    db.pragma('journal_size_limit = 67108864');
     const applied = migrate(db, MIGRATIONS, log);
     return new SqliteStore(db, options.file, applied, log, options.keepRevisions ?? true);
   } catch (err) {
