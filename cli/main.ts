@@ -263,7 +263,9 @@ async function policy(args: string[]): Promise<number> {
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  const log = createLogger();
+  // replay reports every rejection itself on stderr; its log lines would only repeat them.
+  const quiet = command === 'replay' && process.env.LOG_LEVEL === undefined;
+  const log = createLogger(quiet ? { level: 'error' } : undefined);
   try {
     switch (command) {
       case 'serve':
