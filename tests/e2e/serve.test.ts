@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { SAMPLES, scratch, startServe } from '../helpers/cli';
 
@@ -65,6 +66,40 @@ describe('triage serve (npm start) on the embedded default', () => {
     expect(r2.status).toBe(400);
     expect(b2.error.name).toBe('MalformedJsonError');
     expect(b2.error.issues[0]?.path).toBe('$');
+  });
+
+  it('finishes a request that is in flight when SIGTERM arrives, then exits 0', async () => {
+    // Arrange: a second server, and a request whose body is only half sent
+    const dir2 = scratch();
+    const other = await startServe({ SQLITE_FILE: join(dir2, 'triage.db'), OUTBOX_FILE: join(dir2, 'outbox.jsonl') });
+    const url = new URL(`${other.url}/api/incidents`);
+    const half = Math.floor(incident.length / 2);
+    const exited = new Promise<number | null>((res) => other.child.once('exit', (code) => res(code)));
+    const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', headers: { 'content-length': String(incident.length) } },
+        (res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => {
+            body += d.toString();
+          });
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.write(incident.subarray(0, half));
+      // Act: SIGTERM while the request is in flight, then the rest of the body
+      setTimeout(() => {
+        other.child.kill('SIGTERM');
+        setTimeout(() => req.end(incident.subarray(half)), 200);
+      }, 200);
+    });
+
+    // Assert: the in-flight request is answered in full, and the process then exits cleanly
+    const r = await response;
+    expect(r.status).toBe(200);
+    expect((JSON.parse(r.body) as { caseId: string }).caseId).toBe(caseId);
+    expect(await exited).toBe(0);
   });
 
   it('answers health, 404 for an unknown case, and drains on SIGTERM', async () => {
