@@ -361,8 +361,16 @@ export class Pipeline {
   private async deliver(saved: CaseRecord, outbox: readonly NotificationRecord[]): Promise<CaseRecord> {
     const { dispatcher } = this.deps;
     if (!dispatcher || outbox.length === 0) return saved;
-    const sent = await dispatcher.deliver(outbox);
-    return { ...saved, result: mergeOutbox(saved.result, sent) };
+    try {
+      const sent = await dispatcher.deliver(outbox);
+      return { ...saved, result: mergeOutbox(saved.result, sent) };
+    } catch (err) {
+      // The case is committed and its outbox entries are queued: a failed delivery must not turn
+      // the triage into a failure (and a retry of it). The next delivery of the input, or a drain,
+      // sends what is still queued.
+      this.deps.log.warn('notify.deferred', { tenantId: saved.tenantId, caseId: saved.caseId, step: 'notify', err });
+      return saved;
+    }
   }
 
   /** A duplicate delivery: finish any delivery a crash interrupted, and show the current delivery status. */

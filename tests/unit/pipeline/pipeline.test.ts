@@ -153,3 +153,23 @@ describe('rawAt', () => {
     expect(rawAt(batch, '$[9].records[0]')).toBeUndefined();
   });
 });
+
+describe('pipeline delivery failures', () => {
+  it('keeps a committed case triaged when recording a delivery fails, and sends what is left on the next delivery', async () => {
+    const { store, pipeline, sent } = setup();
+    const realMark = store.markNotification.bind(store);
+    store.markNotification = async () => {
+      throw new StoreUnavailableError('store hiccup');
+    };
+
+    const first = await pipeline.ingestText(incidentText, http);
+    store.markNotification = realMark;
+    const again = await pipeline.ingestText(incidentText, http);
+
+    expect(first.items[0]?.status).toBe('triaged');
+    expect(again.items[0]?.status).toBe('duplicate');
+    expect(await store.listNotifications({ caseId: INCIDENT, status: 'queued' })).toEqual([]);
+    // At-least-once towards the channel: the first send happened, its status could not be recorded.
+    expect(sent.length).toBeGreaterThanOrEqual(1);
+  });
+});
