@@ -44,7 +44,12 @@ export async function createRuntime(
   const hmac = hmacConfigFromEnv(env);
   const policies = PolicyRegistry.fromDirectory(settings.policyDir, { check: checkPolicy });
   const indicators = loadIndicatorFiles(settings.indicatorFiles);
-  const store = options?.store ?? (await openStoreFromEnv(env, log));
+  // A tenant's own policy sets its retention; tenants without one keep COSMOS_RETENTION_DAYS.
+  const ttlSecondsForTenant = (tenantId: string): number | undefined => {
+    const rp = policies.resolve(tenantId);
+    return rp.source === 'tenant' ? rp.policy.retention.days * 86_400 : undefined;
+  };
+  const store = options?.store ?? (await openStoreFromEnv(env, log, { ttlSecondsForTenant }));
   // The embedded channel appends to OUTBOX_FILE; a caller may supply another sender (tests, other channels).
   const channel = options?.channel ?? (settings.outboxFile ? new FileChannel(settings.outboxFile) : undefined);
   const dispatcher = channel ? new OutboxDispatcher(store, channel, log) : undefined;

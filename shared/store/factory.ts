@@ -30,8 +30,14 @@ export function storeKindFromEnv(env: NodeJS.ProcessEnv): StoreKind {
   return kind;
 }
 
+/** Options the environment cannot carry. */
+export interface StoreFactoryOptions {
+  /** Per-tenant retention in seconds (the tenant policy's `retention.days`); Cosmos applies it as item TTL. */
+  readonly ttlSecondsForTenant?: (tenantId: string) => number | undefined;
+}
+
 /** Opens the store the environment asks for. */
-export async function openStoreFromEnv(env: NodeJS.ProcessEnv, log: Logger): Promise<Store> {
+export async function openStoreFromEnv(env: NodeJS.ProcessEnv, log: Logger, options: StoreFactoryOptions = {}): Promise<Store> {
   const kind = storeKindFromEnv(env);
   switch (kind) {
     case 'sqlite': {
@@ -50,7 +56,11 @@ export async function openStoreFromEnv(env: NodeJS.ProcessEnv, log: Logger): Pro
         database: settings.database,
         auth: settings.key ? 'key' : 'managed-identity',
       });
-      return openCosmosStore({ ...settings, log });
+      return openCosmosStore({
+        ...settings,
+        log,
+        ...(options.ttlSecondsForTenant ? { ttlSecondsForTenant: options.ttlSecondsForTenant } : {}),
+      });
     }
     default: {
       const never: never = kind;
