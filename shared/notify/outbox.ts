@@ -66,24 +66,30 @@ export class OutboxDispatcher {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  /** Sends the given queued records (typically those just committed for one case). */
+  /**
+   * Sends the given queued records: claim them all, then send each and record its outcome at
+   * once. Where the store groups writes (SQLite) the claims commit together, before any send.
+   * The outcomes are not grouped on purpose: a crash between a send and its record may repeat
+   * that one notification, never a whole batch of them.
+   */
   async deliver(records: readonly NotificationRecord[]): Promise<NotificationRecord[]> {
+    const now = this.clock();
+    const expiresAt = new Date(now.getTime() + CLAIM_MS).toISOString();
+    const claimAll = async (): Promise<Set<string>> => {
+      const mine = new Set<string>();
+      for (const n of records) {
+        if (n.status !== 'queued') continue;
+        const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner: this.owner, expiresAt };
+        // Not acquired: another worker is sending it right now.
+        if ((await this.store.acquireLease(lease, now.toISOString())).acquired) mine.add(n.key);
+      }
+      return mine;
+    };
+    const claimed = this.store.unitOfWork ? await this.store.unitOfWork(claimAll) : await claimAll();
     const out: NotificationRecord[] = [];
     for (const n of records) {
-      if (n.status !== 'queued') {
+      if (!claimed.has(n.key)) {
         out.push(n);
-        continue;
-      }
-      const now = this.clock();
-      const lease = {
-        tenantId: n.tenantId,
-        caseId: claimId(n.key),
-        owner: this.owner,
-        expiresAt: new Date(now.getTime() + CLAIM_MS).toISOString(),
-      };
-      const claim = await this.store.acquireLease(lease, now.toISOString());
-      if (!claim.acquired) {
-        out.push(n); // another worker is sending it right now
         continue;
       }
       const attempts = n.attempts + 1;
@@ -100,7 +106,7 @@ export class OutboxDispatcher {
         this.log.warn('notification.failed', { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel, err });
         // Let the next attempt (any worker) retry now; after a success the claim is kept until it
         // expires, so a worker holding a stale "queued" view cannot claim and send it again.
-        await this.store.releaseLease(n.tenantId, lease.caseId, this.owner);
+        await this.store.releaseLease(n.tenantId, claimId(n.key), this.owner);
       }
     }
     return out;

@@ -85,6 +85,14 @@ function errorInfo(err: unknown): NonNullable<ItemOutcome['error']> {
   return { name: 'Error', message: String(err) };
 }
 
+/** A committed case whose delivery waits for the end of the unit of work. */
+interface Deferred {
+  /** Index of its item in the delivery's outcomes. */
+  index: number;
+  readonly record: CaseRecord;
+  readonly outbox: readonly NotificationRecord[];
+}
+
 /** What the pipeline knows before scoring: policy, playbook, correlation plan and candidates. */
 interface Judgement {
   readonly policy: ResolvedPolicy;
@@ -139,17 +147,35 @@ export class Pipeline {
   async ingest(body: unknown, options: IngestOptions): Promise<IngestOutcome> {
     const receivedAt = this.clock().toISOString();
     const parsed: ParseOutcome[] = parseBody(body, options.kind, receivedAt);
-    const items: ItemOutcome[] = [];
-    for (const p of parsed) items.push(await this.handleParsed(p, options, body));
+    const { store } = this.deps;
+    let items: ItemOutcome[];
+    if (parsed.length > 1 && store.unitOfWork) {
+      // Several items (an Event Hub batch): one commit for all of them. Delivery waits until the
+      // commit, so nothing is ever sent for a case that a crash or rollback could still undo.
+      const deferred: Deferred[] = [];
+      items = await store.unitOfWork(async () => {
+        const out: ItemOutcome[] = [];
+        for (const [i, p] of parsed.entries()) {
+          const before = deferred.length;
+          out.push(await this.handleParsed(p, options, body, deferred));
+          for (let k = before; k < deferred.length; k++) (deferred[k] as Deferred).index = i;
+        }
+        return out;
+      });
+      await this.deliverDeferred(deferred, items);
+    } else {
+      items = [];
+      for (const p of parsed) items.push(await this.handleParsed(p, options, body));
+    }
     const counts = emptyCounts();
     for (const i of items) counts[i.status]++;
     return { items, counts };
   }
 
-  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown): Promise<ItemOutcome> {
+  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, deferred?: Deferred[]): Promise<ItemOutcome> {
     switch (p.status) {
       case 'ok':
-        return this.processWithRetry(p.case, p.path, options, body);
+        return this.processWithRetry(p.case, p.path, options, body, deferred);
       case 'ignored':
         return { path: p.path, status: 'ignored', error: { name: 'Ignored', message: p.reason } };
       case 'rejected':
@@ -161,11 +187,17 @@ export class Pipeline {
     }
   }
 
-  private async processWithRetry(c: Case, path: string, options: IngestOptions, body: unknown): Promise<ItemOutcome> {
+  private async processWithRetry(
+    c: Case,
+    path: string,
+    options: IngestOptions,
+    body: unknown,
+    deferred?: Deferred[],
+  ): Promise<ItemOutcome> {
     let lastErr: unknown;
     for (let attempt = 1; attempt <= this.attempts; attempt++) {
       try {
-        return { path, ...(await this.processCase(c)) };
+        return { path, ...(await this.processCase(c, deferred)) };
       } catch (err) {
         lastErr = err;
         if (!isTransient(err) && !(err instanceof StoreUnavailableError)) break;
@@ -212,13 +244,20 @@ export class Pipeline {
    * Triages one parsed case: dedupe against the store, judge, commit, deliver.
    * Throws only for transient infrastructure failures (retried by the caller).
    */
-  async processCase(c: Case): Promise<Omit<ItemOutcome, 'path'>> {
+  async processCase(c: Case, deferred?: Deferred[]): Promise<Omit<ItemOutcome, 'path'>> {
     const { store, log } = this.deps;
     const clog = log.child({ tenantId: c.tenantId, caseId: c.caseId });
     for (let round = 0; round < 5; round++) {
       const existing = await store.getCase(c.tenantId, c.caseId);
       if (existing) {
         if (existing.fingerprint === c.fingerprint) {
+          if (deferred) {
+            // Inside a unit of work: finish an interrupted delivery only after the commit.
+            const records =
+              existing.result.notifications.length > 0 ? await store.listNotifications({ tenantId: c.tenantId, caseId: c.caseId }) : [];
+            if (records.some((n) => n.status === 'queued')) deferred.push({ index: -1, record: existing, outbox: records });
+            return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: mergeOutbox(existing.result, records) };
+          }
           const current = await this.deliverQueued(existing);
           clog.debug('case.duplicate', { step: 'dedupe', revision: existing.revision });
           return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: current.result };
@@ -231,6 +270,10 @@ export class Pipeline {
       const { record, sightings, outbox } = this.judge(c, existing, await this.related(c));
       try {
         const saved = await store.putCase(record, sightings, existing?.etag, outbox);
+        if (deferred) {
+          deferred.push({ index: -1, record: saved, outbox });
+          return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
+        }
         const delivered = await this.deliver(saved, outbox);
         clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: delivered.result.severity });
         return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: delivered.result };
@@ -370,6 +413,27 @@ export class Pipeline {
       // sends what is still queued.
       this.deps.log.warn('notify.deferred', { tenantId: saved.tenantId, caseId: saved.caseId, step: 'notify', err });
       return saved;
+    }
+  }
+
+  /** Delivers the outbox entries of a committed unit of work in one go, and folds the outcome into each item. */
+  private async deliverDeferred(deferred: readonly Deferred[], items: ItemOutcome[]): Promise<void> {
+    const { dispatcher } = this.deps;
+    if (!dispatcher || deferred.length === 0) return;
+    let sent: NotificationRecord[];
+    try {
+      sent = await dispatcher.deliver(deferred.flatMap((d) => d.outbox));
+    } catch (err) {
+      // Committed and queued: the next delivery of the batch, or a drain, sends what is left.
+      this.deps.log.warn('notify.deferred', { step: 'notify', cases: deferred.length, err });
+      return;
+    }
+    const byCase = new Map<string, NotificationRecord[]>();
+    for (const n of sent) byCase.set(`${n.tenantId}|${n.caseId}`, [...(byCase.get(`${n.tenantId}|${n.caseId}`) ?? []), n]);
+    for (const d of deferred) {
+      const item = items[d.index];
+      const records = byCase.get(`${d.record.tenantId}|${d.record.caseId}`) ?? [];
+      if (item?.result) items[d.index] = { ...item, result: mergeOutbox(item.result, records) };
     }
   }
 

@@ -156,6 +156,14 @@ export interface Store {
   /** Marks a parked item as replayed. */
   markParkedReplayed(id: string, at: string): Promise<void>;
 
+  /**
+   * Optional: runs `fn` as one unit of work — every write made inside it commits together,
+   * once (SQLite: one transaction for a whole Event Hub batch), or not at all if `fn` throws;
+   * other callers wait meanwhile. Adapters without it (Cosmos: each case is its own atomic
+   * batch already) leave it undefined and callers run `fn` directly.
+   */
+  unitOfWork?<T>(fn: () => Promise<T>): Promise<T>;
+
   /** Frees resources. */
   close(): Promise<void>;
 }

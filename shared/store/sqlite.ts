@@ -25,6 +25,7 @@
  * better-sqlite3 is synchronous: every method does its work before returning an already settled
  * promise. Statements are prepared once per store.
  */
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
@@ -307,6 +308,10 @@ export class SqliteStore implements Store {
   >;
   private readonly leaseTx: Database.Transaction<(lease: Lease, now: string) => { acquired: boolean; lease: Lease }>;
   private closed = false;
+  /** Marks the async context of an open unit of work. */
+  private readonly unit = new AsyncLocalStorage<boolean>();
+  /** Settles when the open unit of work ends. */
+  private active: Promise<void> | undefined;
   /** Keys (tenant + key) recently seen saturated: a hint only, always re-checked by a count. */
   private readonly saturationHints = new Set<string>();
 
@@ -399,6 +404,46 @@ export class SqliteStore implements Store {
     });
   }
 
+  /**
+   * Runs `fn` as one transaction: every write made inside it (through this store) commits
+   * together, once, or not at all if `fn` throws. Other callers wait until it ends, so their
+   * writes never land in (or get rolled back with) this unit. Nested calls join the open unit.
+   */
+  async unitOfWork<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.unit.getStore()) return fn();
+    for (let g = this.gate(); g; g = this.gate()) await g;
+    // No await between the last check and taking the unit: two units can never overlap.
+    let release = (): void => undefined;
+    this.active = new Promise<void>((r) => {
+      release = r;
+    });
+    try {
+      return await this.unit.run(true, async () => {
+        this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
+        try {
+          const result = await fn();
+          this.run('commit', () => this.db.exec('COMMIT'));
+          return result;
+        } catch (err) {
+          if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          throw err;
+        }
+      });
+    } finally {
+      this.active = undefined;
+      release();
+    }
+  }
+
+  /**
+   * The open unit of work to wait for, or undefined when the caller may go on (none is open,
+   * or the caller is inside it). Callers loop `for (let g = this.gate(); g; g = this.gate()) await g;`
+   * and then run their statement with no await in between, so it cannot land inside another unit.
+   */
+  private gate(): Promise<void> | undefined {
+    return this.active && !this.unit.getStore() ? this.active : undefined;
+  }
+
   /** Runs `fn`, mapping SQLite "busy / I/O" failures to StoreUnavailableError. */
   private run<T>(op: string, fn: () => T): T {
     if (this.closed) throw new StoreUnavailableError(`sqlite ${op}: store is closed`);
@@ -430,6 +475,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('getCase', () => {
       const row = this.stmt.getCase.get(caseId, tenantId) as CaseRow | undefined;
       return row ? toCaseRecord(row) : undefined;
@@ -438,6 +484,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findCase(caseId: string): Promise<CaseRecord | undefined> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('findCase', () => {
       const row = this.stmt.findCase.get(caseId) as CaseRow | undefined;
       return row ? toCaseRecord(row) : undefined;
@@ -451,6 +498,7 @@ export class SqliteStore implements Store {
     expectedEtag: string | undefined,
     outbox: readonly NotificationRecord[] = [],
   ): Promise<CaseRecord> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('putCase', () => {
       const version = this.putTx(record, sightings, expectedEtag, outbox);
       return { ...record, etag: String(version) };
@@ -459,6 +507,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findRelated(query: RelatedQuery): Promise<RelatedResult> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('findRelated', () => {
       const sightings: EntitySighting[] = [];
       const saturated: string[] = [];
@@ -515,16 +564,19 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }> {
     // IMMEDIATE: take the write lock before reading, so two processes cannot both see "free".
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('acquireLease', () => this.leaseTx.immediate(lease, now));
   }
 
   /** @inheritdoc */
   async releaseLease(tenantId: string, caseId: string, owner: string): Promise<void> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     this.run('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner));
   }
 
   /** @inheritdoc */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('enqueueNotification', () => this.insertNotification(n));
   }
 
@@ -534,6 +586,7 @@ export class SqliteStore implements Store {
     key: string,
     update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
   ): Promise<void> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     const r = this.run('markNotification', () =>
       this.stmt.markNotification.run(update.status, update.attempts, update.sentAt ?? null, update.lastError ?? null, tenantId, key),
     );
@@ -546,6 +599,7 @@ export class SqliteStore implements Store {
     caseId?: string;
     status?: NotificationRecord['status'];
   }): Promise<NotificationRecord[]> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('listNotifications', () => {
       const where: string[] = [];
       const params: string[] = [];
@@ -573,6 +627,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async park(item: ParkedItem): Promise<void> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     this.run('park', () =>
       this.stmt.park.run(
         item.id,
@@ -590,6 +645,7 @@ export class SqliteStore implements Store {
 
   /** Newest first (parkedAt, then id); `limit` defaults to 1000; replayed items only with `includeReplayed`. */
   async listParked(filter: { tenantId?: string; limit?: number; includeReplayed?: boolean } = {}): Promise<ParkedItem[]> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     return this.run('listParked', () => {
       const where: string[] = [];
       const params: (string | number)[] = [];
@@ -611,6 +667,7 @@ export class SqliteStore implements Store {
 
   /** Sets `replayedAt`; an unknown id changes nothing. */
   async markParkedReplayed(id: string, at: string): Promise<void> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
     const r = this.run('markParkedReplayed', () => this.stmt.markParked.run(at, id));
     if (r.changes === 0) this.log.warn('store.parked.unknown', { parkedId: id });
   }

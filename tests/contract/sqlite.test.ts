@@ -132,3 +132,50 @@ describe('SQLite store', () => {
     await store.close();
   });
 });
+
+describe('SQLite unit of work (one commit per Event Hub batch)', () => {
+  it('commits every write made inside together, and none of them when the unit throws', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+
+    await store.unitOfWork(async () => {
+      await store.putCase(caseRecord('t', 'kept-1'), [], undefined);
+      await store.putCase(caseRecord('t', 'kept-2'), [], undefined);
+    });
+    await expect(
+      store.unitOfWork(async () => {
+        await store.putCase(caseRecord('t', 'lost-1'), [], undefined);
+        throw new Error('crash in the middle of a batch');
+      }),
+    ).rejects.toThrow('crash in the middle of a batch');
+
+    expect(await store.getCase('t', 'kept-1')).toBeDefined();
+    expect(await store.getCase('t', 'kept-2')).toBeDefined();
+    expect(await store.getCase('t', 'lost-1')).toBeUndefined();
+    await store.close();
+  });
+
+  it('makes another caller wait, so its write is neither inside the unit nor rolled back with it', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+    let releaseUnit = (): void => undefined;
+    const unitBlocked = new Promise<void>((r) => {
+      releaseUnit = r;
+    });
+
+    const unit = store.unitOfWork(async () => {
+      await store.putCase(caseRecord('t', 'in-unit'), [], undefined);
+      await unitBlocked;
+      throw new Error('rolled back');
+    });
+    const outside = store.putCase(caseRecord('t', 'outside'), [], undefined);
+    await new Promise((r) => setTimeout(r, 20));
+    const outsideDoneEarly = await Promise.race([outside.then(() => true), Promise.resolve(false)]);
+    releaseUnit();
+    await expect(unit).rejects.toThrow('rolled back');
+    await outside;
+
+    expect(outsideDoneEarly).toBe(false);
+    expect(await store.getCase('t', 'outside')).toBeDefined();
+    expect(await store.getCase('t', 'in-unit')).toBeUndefined();
+    await store.close();
+  });
+});

@@ -42,6 +42,8 @@ function crashing(store: Store): Store {
     markNotification: (t, k, u) => effect(() => store.markNotification(t, k, u)),
     park: (p) => effect(() => store.park(p)),
     markParkedReplayed: (id, at) => effect(() => store.markParkedReplayed(id, at)),
+    // The batch path: one commit per Event Hub batch, so a kill anywhere inside rolls the batch back.
+    unitOfWork: <T>(fn: () => Promise<T>) => (store.unitOfWork ? store.unitOfWork(fn) : fn()),
     close: () => store.close(),
   };
 }
