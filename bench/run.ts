@@ -14,6 +14,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { PolicyRegistry } from '../shared/config/policy';
+import { lookupKeys } from '../shared/correlation/plan';
 import { loadIndicatorFiles } from '../shared/enrichment/indicators';
 import { silentLogger } from '../shared/log';
 import { KILL_CHAIN_PHASES } from '../shared/model/domain';
@@ -150,7 +151,7 @@ async function benchCorrelation(): Promise<Record<string, string>> {
     const at = Date.parse(c.detectedAt);
     const { sightings, saturated } = await store.findRelated({
       tenantId,
-      keys: plan.keys,
+      keys: lookupKeys(plan.keys),
       from: new Date(at - plan.windowMs).toISOString(),
       to: new Date(at + plan.windowMs).toISOString(),
       excludeCaseId: c.caseId,

@@ -176,3 +176,23 @@ export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[],
     phases,
   };
 }
+
+/**
+ * The keys worth a store look-up, out of a plan's keys. Every host entity that has an FQDN or
+ * a NetBIOS spelling also carries its short name (`host:vpn01`), and every case indexes all of
+ * its spellings, so the short key's sightings are a superset of the FQDN's and the NetBIOS
+ * form's: looking up the short key alone finds exactly the same related cases (correlation
+ * already treats all spellings of one entity as one), with a third of the rows. A spelling is
+ * dropped only when its short key is itself among the keys.
+ */
+export function lookupKeys(keys: readonly string[]): string[] {
+  const all = new Set(keys);
+  return keys.filter((k) => {
+    if (!k.startsWith('host:') || /^host:(azure|mde|oms):/.test(k)) return true;
+    const name = k.slice('host:'.length);
+    const afterDomain = name.includes('\\') ? name.slice(name.lastIndexOf('\\') + 1) : name;
+    const short = afterDomain.includes('.') ? afterDomain.slice(0, afterDomain.indexOf('.')) : afterDomain;
+    const shortKey = `host:${short}`;
+    return shortKey === k || !all.has(shortKey);
+  });
+}

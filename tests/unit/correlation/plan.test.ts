@@ -1,4 +1,4 @@
-import { buildCorrelationPlan, compileCorrelationSettings } from '../../../shared/correlation/plan';
+import { buildCorrelationPlan, compileCorrelationSettings, lookupKeys } from '../../../shared/correlation/plan';
 import { account, contosoPolicy, domain, filehash, host, ip, makeCase, proc } from '../../fixtures/brain/factory';
 
 const settings = compileCorrelationSettings(contosoPolicy());
@@ -101,5 +101,25 @@ describe('correlation plan', () => {
       distinctPhases: 4,
       progression: true,
     });
+  });
+});
+
+describe('store look-up keys', () => {
+  it('looks a host up by its short name alone when the short name is among its keys', () => {
+    const keys = [
+      'host:vpn01.corp.contoso.example',
+      'host:vpn01',
+      'host:contoso\\vpn01',
+      'ip:203.0.113.77',
+      'account:k.tanaka@contoso.example',
+    ];
+
+    expect(lookupKeys(keys)).toEqual(['host:vpn01', 'ip:203.0.113.77', 'account:k.tanaka@contoso.example']);
+  });
+
+  it('keeps a spelling whose short name is not among the keys, cloud ids, and IP-named hosts', () => {
+    const keys = ['host:ws-9.corp.contoso.example', 'host:azure:abc', 'host:10.0.0.5'];
+
+    expect(lookupKeys(keys)).toEqual(keys);
   });
 });
