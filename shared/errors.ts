@@ -85,16 +85,6 @@ export class ConcurrencyConflictError extends TriageError {
   }
 }
 
-/** Another worker holds the processing lease for this case revision and it has not expired. */
-export class CaseBusyError extends TriageError {
-  constructor(
-    readonly caseId: string,
-    readonly heldUntil: string,
-  ) {
-    super(`case ${caseId} is being processed by another worker until ${heldUntil}`);
-  }
-}
-
 /** A request failed authentication (missing/invalid token, bad signature, replay). */
 export class AuthenticationError extends TriageError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -115,5 +105,5 @@ export class EventTooLargeError extends TriageError {
 
 /** Returns true when an error is worth retrying in-process (transient infrastructure failure). */
 export function isTransient(err: unknown): boolean {
-  return err instanceof StoreUnavailableError || err instanceof ConcurrencyConflictError || err instanceof CaseBusyError;
+  return err instanceof StoreUnavailableError || err instanceof ConcurrencyConflictError;
 }

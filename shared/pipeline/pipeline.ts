@@ -14,10 +14,9 @@
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { lookupKeys } from '../correlation/plan';
-import { ConcurrencyConflictError, InputValidationError, isTransient, StoreUnavailableError, TriageError } from '../errors';
+import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
 import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
-import { compareSeverity } from '../model/domain';
 import { parseJsonText } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
 import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
@@ -25,6 +24,7 @@ import type { OutboxDispatcher } from '../notify/outbox';
 import { planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
+import { withRetry } from '../store/retry';
 import type { Brain, Classification, CorrelationPlan } from './brain';
 import { parkId, rawAt } from './park';
 
@@ -86,13 +86,16 @@ function errorInfo(err: unknown): NonNullable<ItemOutcome['error']> {
   return { name: 'Error', message: String(err) };
 }
 
-/** A committed case whose delivery waits for the end of the unit of work. */
-interface Deferred {
+/** Outbox entries of a committed case, waiting for delivery after the commit. */
+interface Pending {
   /** Index of its item in the delivery's outcomes. */
-  index: number;
+  readonly index: number;
   readonly record: CaseRecord;
   readonly outbox: readonly NotificationRecord[];
 }
+
+/** Hands a committed case's outbox entries to the caller, who delivers them after its commit. */
+type Defer = (record: CaseRecord, outbox: readonly NotificationRecord[]) => void;
 
 /** What the pipeline knows before scoring: policy, playbook, correlation plan and candidates. */
 interface Judgement {
@@ -103,8 +106,6 @@ interface Judgement {
   /** Keys the store found at or over the infrastructure bound (no rows read). */
   readonly saturated: string[];
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** The triage pipeline. One instance per process; safe for concurrent calls. */
 export class Pipeline {
@@ -120,11 +121,6 @@ export class Pipeline {
     this.attempts = deps.attempts ?? 4;
     this.backoffMs = deps.backoffMs ?? 50;
     this.maxBodyBytes = deps.maxBodyBytes ?? 1_048_576;
-  }
-
-  /** The store this pipeline writes to. */
-  get store(): Store {
-    return this.deps.store;
   }
 
   /**
@@ -144,39 +140,41 @@ export class Pipeline {
     return this.ingest(body, options);
   }
 
-  /** Runs an already-parsed body through the pipeline; every item gets its own outcome. */
+  /**
+   * Runs an already-parsed body through the pipeline; every item gets its own outcome.
+   * Outbox entries are delivered only after the commit that holds them: per item, or, when the
+   * store groups writes (SQLite) and the body has several items (an Event Hub batch), after the
+   * one commit of the whole body, so nothing is sent for a case a rollback could still undo.
+   */
   async ingest(body: unknown, options: IngestOptions): Promise<IngestOutcome> {
     const receivedAt = this.clock().toISOString();
     const parsed: ParseOutcome[] = parseBody(body, options.kind, receivedAt);
     const { store } = this.deps;
-    let items: ItemOutcome[];
+    const items: ItemOutcome[] = [];
+    const pending: Pending[] = [];
+    const run = async (p: ParseOutcome, index: number): Promise<void> => {
+      items.push(await this.handleParsed(p, options, body, (record, outbox) => pending.push({ index, record, outbox })));
+    };
     if (parsed.length > 1 && store.unitOfWork) {
-      // Several items (an Event Hub batch): one commit for all of them. Delivery waits until the
-      // commit, so nothing is ever sent for a case that a crash or rollback could still undo.
-      const deferred: Deferred[] = [];
-      items = await store.unitOfWork(async () => {
-        const out: ItemOutcome[] = [];
-        for (const [i, p] of parsed.entries()) {
-          const before = deferred.length;
-          out.push(await this.handleParsed(p, options, body, deferred));
-          for (let k = before; k < deferred.length; k++) (deferred[k] as Deferred).index = i;
-        }
-        return out;
+      await store.unitOfWork(async () => {
+        for (const [i, p] of parsed.entries()) await run(p, i);
       });
-      await this.deliverDeferred(deferred, items);
+      await this.deliverPending(pending.splice(0), items);
     } else {
-      items = [];
-      for (const p of parsed) items.push(await this.handleParsed(p, options, body));
+      for (const [i, p] of parsed.entries()) {
+        await run(p, i);
+        await this.deliverPending(pending.splice(0), items);
+      }
     }
     const counts = emptyCounts();
     for (const i of items) counts[i.status]++;
     return { items, counts };
   }
 
-  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, deferred?: Deferred[]): Promise<ItemOutcome> {
+  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, defer: Defer): Promise<ItemOutcome> {
     switch (p.status) {
       case 'ok':
-        return this.processWithRetry(p.case, p.path, options, body, deferred);
+        return this.processWithRetry(p.case, p.path, options, body, defer);
       case 'ignored':
         return { path: p.path, status: 'ignored', error: { name: 'Ignored', message: p.reason } };
       case 'rejected':
@@ -188,30 +186,24 @@ export class Pipeline {
     }
   }
 
-  private async processWithRetry(
-    c: Case,
-    path: string,
-    options: IngestOptions,
-    body: unknown,
-    deferred?: Deferred[],
-  ): Promise<ItemOutcome> {
-    let lastErr: unknown;
-    for (let attempt = 1; attempt <= this.attempts; attempt++) {
-      try {
-        return { path, ...(await this.processCase(c, deferred)) };
-      } catch (err) {
-        lastErr = err;
-        if (!isTransient(err) && !(err instanceof StoreUnavailableError)) break;
-        if (attempt < this.attempts) await sleep(this.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
-      }
+  private async processWithRetry(c: Case, path: string, options: IngestOptions, body: unknown, defer: Defer): Promise<ItemOutcome> {
+    try {
+      const outcome = await withRetry(() => this.processCase(c, defer), {
+        attempts: this.attempts,
+        baseMs: this.backoffMs,
+        maxMs: this.backoffMs * 2 ** this.attempts,
+        isRetryable: isTransient,
+      });
+      return { path, ...outcome };
+    } catch (err) {
+      this.deps.log.error('case.failed', { tenantId: c.tenantId, caseId: c.caseId, err });
+      // Never lose an alert: what still fails after the in-process retries is parked for `triage parked replay`.
+      // If parking fails too (store down), this throws and the trigger's retry policy redelivers.
+      // The original item (not the parsed Case) is kept, so a replay goes through parsing again.
+      const raw = rawAt(body, path) ?? body;
+      const parked = await this.park({ path, error: err, raw, source: options.source, tenantId: c.tenantId });
+      return { ...parked, status: 'failed', caseId: c.caseId };
     }
-    this.deps.log.error('case.failed', { tenantId: c.tenantId, caseId: c.caseId, err: lastErr });
-    // Never lose an alert: what still fails after the in-process retries is parked for `triage parked replay`.
-    // If parking fails too (store down), this throws and the trigger's retry policy redelivers.
-    // The original item (not the parsed Case) is kept, so a replay goes through parsing again.
-    const raw = rawAt(body, path) ?? body;
-    const parked = await this.park({ path, error: lastErr, raw, source: options.source, tenantId: c.tenantId });
-    return { ...parked, status: 'failed', caseId: c.caseId };
   }
 
   /** Keeps a rejected item with its reason and body; returns its outcome. */
@@ -242,26 +234,23 @@ export class Pipeline {
   }
 
   /**
-   * Triages one parsed case: dedupe against the store, judge, commit, deliver.
-   * Throws only for transient infrastructure failures (retried by the caller).
+   * Triages one parsed case: dedupe against the store, judge, commit. What is to be delivered
+   * (the new outbox entries, or those a crash left queued) is handed to `defer`; the caller
+   * delivers after its commit. Throws only for transient infrastructure failures (retried by the caller).
    */
-  async processCase(c: Case, deferred?: Deferred[]): Promise<Omit<ItemOutcome, 'path'>> {
+  private async processCase(c: Case, defer: Defer): Promise<Omit<ItemOutcome, 'path'>> {
     const { store, log } = this.deps;
     const clog = log.child({ tenantId: c.tenantId, caseId: c.caseId });
     for (let round = 0; round < 5; round++) {
       const existing = await store.getCase(c.tenantId, c.caseId);
       if (existing) {
         if (existing.fingerprint === c.fingerprint) {
-          if (deferred) {
-            // Inside a unit of work: finish an interrupted delivery only after the commit.
-            const records =
-              existing.result.notifications.length > 0 ? await store.listNotifications({ tenantId: c.tenantId, caseId: c.caseId }) : [];
-            if (records.some((n) => n.status === 'queued')) deferred.push({ index: -1, record: existing, outbox: records });
-            return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: mergeOutbox(existing.result, records) };
-          }
-          const current = await this.deliverQueued(existing);
+          // A repeat: show the current delivery status, and finish a delivery a crash interrupted.
+          const records =
+            existing.result.notifications.length > 0 ? await store.listNotifications({ tenantId: c.tenantId, caseId: c.caseId }) : [];
+          if (records.some((n) => n.status === 'queued')) defer(existing, records);
           clog.debug('case.duplicate', { step: 'dedupe', revision: existing.revision });
-          return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: current.result };
+          return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: mergeOutbox(existing.result, records) };
         }
         if (existing.revisionKey > c.revisionKey) {
           clog.info('case.stale', { step: 'dedupe', stored: existing.revisionKey, received: c.revisionKey });
@@ -271,13 +260,9 @@ export class Pipeline {
       const { record, sightings, outbox } = this.judge(c, existing, await this.related(c));
       try {
         const saved = await store.putCase(record, sightings, existing?.etag, outbox);
-        if (deferred) {
-          deferred.push({ index: -1, record: saved, outbox });
-          return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
-        }
-        const delivered = await this.deliver(saved, outbox);
-        clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: delivered.result.severity });
-        return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: delivered.result };
+        if (outbox.length > 0) defer(saved, outbox);
+        clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: saved.result.severity });
+        return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
       } catch (err) {
         // Lost a race (another worker committed this case first): re-read and dedupe again.
         if (err instanceof ConcurrencyConflictError) continue;
@@ -287,13 +272,9 @@ export class Pipeline {
     throw new ConcurrencyConflictError(`case ${c.caseId}: too many concurrent updates`);
   }
 
-  private resolvePolicy(tenantId: string): ResolvedPolicy {
-    return this.deps.policies.resolve(tenantId);
-  }
-
   /** Classifies the case and fetches its correlation candidates (the one store query of the hot path). */
   private async related(c: Case): Promise<Judgement> {
-    const policy = this.resolvePolicy(c.tenantId);
+    const policy = this.deps.policies.resolve(c.tenantId);
     const cls = this.deps.brain.classify(c, policy);
     const plan = this.deps.brain.planCorrelation(c, cls, policy);
     if (plan.keys.length === 0) return { sightings: [], saturated: [], policy, cls, plan };
@@ -401,49 +382,33 @@ export class Pipeline {
     return { record, sightings, outbox };
   }
 
-  /** Delivers freshly committed outbox entries; the outbox, not the case record, holds delivery status. */
-  private async deliver(saved: CaseRecord, outbox: readonly NotificationRecord[]): Promise<CaseRecord> {
+  /**
+   * Delivers committed outbox entries in one go and folds the outcome into each item's result
+   * (the outbox, not the case record, holds delivery status). A failed delivery leaves the
+   * entries queued and the triage a success: the next delivery of the input, or a drain, sends them.
+   */
+  private async deliverPending(pending: readonly Pending[], items: ItemOutcome[]): Promise<void> {
     const { dispatcher } = this.deps;
-    if (!dispatcher || outbox.length === 0) return saved;
-    try {
-      const sent = await dispatcher.deliver(outbox);
-      return { ...saved, result: mergeOutbox(saved.result, sent) };
-    } catch (err) {
-      // The case is committed and its outbox entries are queued: a failed delivery must not turn
-      // the triage into a failure (and a retry of it). The next delivery of the input, or a drain,
-      // sends what is still queued.
-      this.deps.log.warn('notify.deferred', { tenantId: saved.tenantId, caseId: saved.caseId, step: 'notify', err });
-      return saved;
-    }
-  }
-
-  /** Delivers the outbox entries of a committed unit of work in one go, and folds the outcome into each item. */
-  private async deliverDeferred(deferred: readonly Deferred[], items: ItemOutcome[]): Promise<void> {
-    const { dispatcher } = this.deps;
-    if (!dispatcher || deferred.length === 0) return;
+    if (!dispatcher || pending.length === 0) return;
     let sent: NotificationRecord[];
     try {
-      sent = await dispatcher.deliver(deferred.flatMap((d) => d.outbox));
+      sent = await dispatcher.deliver(pending.flatMap((d) => d.outbox));
     } catch (err) {
-      // Committed and queued: the next delivery of the batch, or a drain, sends what is left.
-      this.deps.log.warn('notify.deferred', { step: 'notify', cases: deferred.length, err });
+      this.deps.log.warn('notify.deferred', { step: 'notify', cases: pending.length, err });
       return;
     }
-    const byCase = new Map<string, NotificationRecord[]>();
-    for (const n of sent) byCase.set(`${n.tenantId}|${n.caseId}`, [...(byCase.get(`${n.tenantId}|${n.caseId}`) ?? []), n]);
-    for (const d of deferred) {
+    const byKey = new Map(sent.map((n) => [n.key, n]));
+    for (const d of pending) {
       const item = items[d.index];
-      const records = byCase.get(`${d.record.tenantId}|${d.record.caseId}`) ?? [];
-      if (item?.result) items[d.index] = { ...item, result: mergeOutbox(item.result, records) };
+      if (item?.result)
+        items[d.index] = {
+          ...item,
+          result: mergeOutbox(
+            item.result,
+            d.outbox.map((n) => byKey.get(n.key) ?? n),
+          ),
+        };
     }
-  }
-
-  /** A duplicate delivery: finish any delivery a crash interrupted, and show the current delivery status. */
-  private async deliverQueued(existing: CaseRecord): Promise<CaseRecord> {
-    if (existing.result.notifications.length === 0) return existing;
-    let records = await this.deps.store.listNotifications({ tenantId: existing.tenantId, caseId: existing.caseId });
-    if (this.deps.dispatcher && records.some((n) => n.status === 'queued')) records = await this.deps.dispatcher.deliver(records);
-    return { ...existing, result: mergeOutbox(existing.result, records) };
   }
 }
 
@@ -468,9 +433,7 @@ function toRef(n: NotificationRecord): NotificationRef {
   return { channel: n.channel, to: n.recipient, kind: n.kind, at: n.sentAt ?? n.createdAt, status: n.status };
 }
 
+/** The severity earlier notifications announced: the previous revision's, when it notified anyone. */
 function highestNotified(existing: CaseRecord | undefined): Severity | undefined {
-  if (!existing || existing.result.notifications.length === 0) return undefined;
-  // The severity of a previous revision is what its notifications announced.
-  const sev = existing.result.severity;
-  return compareSeverity(sev, 'informational') >= 0 ? sev : undefined;
+  return existing && existing.result.notifications.length > 0 ? existing.result.severity : undefined;
 }
