@@ -13,6 +13,7 @@ import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
 import { openSqliteStore } from '../shared/store/sqlite';
 import { checkPolicy } from '../shared/triage/checkPolicy';
+import { documentsOf } from './documents';
 import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
 import { startLocalHost } from './host/server';
@@ -67,24 +68,6 @@ async function serve(args: string[], log: Logger): Promise<number> {
   await rt.close();
   log.info('serve.stopped');
   return EXIT.ok;
-}
-
-/** Splits a replay file into documents: NDJSON (by extension or one JSON value per line) or one JSON document. */
-function documentsOf(file: string, text: string): { label: string; text: string }[] {
-  const ndjson = /\.(nd)?jsonl?$/i.test(file) && !/\.json$/i.test(file);
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const looksNd = lines.length > 1 && lines.every((l) => /^\s*[[{]/.test(l) && /[\]}]\s*$/.test(l));
-  if (ndjson || (looksNd && !isWholeJson(text))) return lines.map((l, i) => ({ label: `${file}:${i + 1}`, text: l }));
-  return [{ label: file, text }];
-}
-
-function isWholeJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function printRejected(label: string, item: ItemOutcome): void {
@@ -201,17 +184,12 @@ async function parked(args: string[], log: Logger): Promise<number> {
   }
 }
 
-/** Events of a stream file: a JSON array (one element per event) or NDJSON (one event per line). */
+/** Events of a stream file: a JSON array is one event per element (the trigger's batch shape); NDJSON one per line. */
 function eventsOf(file: string): unknown[] {
-  const text = readFileSync(file, 'utf8');
-  if (isWholeJson(text)) {
-    const doc: unknown = JSON.parse(text);
-    return Array.isArray(doc) ? doc : [doc];
-  }
-  return text
-    .split(/\r?\n/)
-    .filter((l) => l.trim() !== '')
-    .map((l) => l);
+  const docs = documentsOf(file, readFileSync(file, 'utf8'));
+  if (docs.length !== 1) return docs.map((d) => d.text);
+  const doc: unknown = JSON.parse(docs[0]?.text ?? 'null');
+  return Array.isArray(doc) ? doc : [doc];
 }
 
 async function stream(args: string[], log: Logger): Promise<number> {

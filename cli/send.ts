@@ -10,6 +10,7 @@ import { type ExportRecord, publishRecords } from '../shared/eventhubs/publish';
 import type { Logger } from '../shared/log';
 import type { Runtime } from '../shared/runtime';
 import type { ParkedItem } from '../shared/store/port';
+import { documentsOf } from './documents';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -48,15 +49,7 @@ export function recordsOf(doc: unknown, path = '$'): { records: ExportRecord[]; 
 }
 
 function readDocs(file: string): unknown[] {
-  const text = readFileSync(file, 'utf8');
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    return text
-      .split(/\r?\n/)
-      .filter((l) => l.trim() !== '')
-      .map((l) => JSON.parse(l) as unknown);
-  }
+  return documentsOf(file, readFileSync(file, 'utf8')).map((d) => JSON.parse(d.text) as unknown);
 }
 
 async function publish(target: string, records: readonly ExportRecord[], log: Logger): Promise<void> {

@@ -21,12 +21,17 @@ export interface ChannelSender {
  * file (`OUTBOX_FILE`, default `./data/outbox.jsonl`) so an operator can `tail -f` it.
  */
 export class FileChannel implements ChannelSender {
+  private folderReady = false;
+
   /** Creates the channel; the parent folder is created on first send. */
   constructor(private readonly file: string) {}
 
   /** Appends the record as one JSON line. */
   async send(n: NotificationRecord): Promise<void> {
-    mkdirSync(dirname(this.file), { recursive: true });
+    if (!this.folderReady) {
+      mkdirSync(dirname(this.file), { recursive: true });
+      this.folderReady = true;
+    }
     const line = JSON.stringify({
       key: n.key,
       tenantId: n.tenantId,
