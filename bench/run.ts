@@ -14,7 +14,6 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { PolicyRegistry } from '../shared/config/policy';
-import { lookupKeys } from '../shared/correlation/plan';
 import { loadIndicatorFiles } from '../shared/enrichment/indicators';
 import { silentLogger } from '../shared/log';
 import { KILL_CHAIN_PHASES } from '../shared/model/domain';
@@ -151,7 +150,7 @@ async function benchCorrelation(): Promise<Record<string, string>> {
     const at = Date.parse(c.detectedAt);
     const { sightings, saturated } = await store.findRelated({
       tenantId,
-      keys: lookupKeys(plan.keys),
+      keys: plan.lookup,
       from: new Date(at - plan.windowMs).toISOString(),
       to: new Date(at + plan.windowMs).toISOString(),
       excludeCaseId: c.caseId,

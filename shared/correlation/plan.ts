@@ -168,8 +168,10 @@ export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[],
     keys.add(e.key);
     for (const k of e.altKeys) keys.add(k);
   }
+  const all = [...keys];
   return {
-    keys: [...keys],
+    keys: all,
+    lookup: lookupKeys(all),
     ignored,
     windowMs: settings.windowMs,
     infrastructureThreshold: settings.infrastructureThreshold,

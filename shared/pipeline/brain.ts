@@ -23,8 +23,10 @@ export interface Classification {
 
 /** What the pipeline must look up for correlation. */
 export interface CorrelationPlan {
-  /** Entity keys to look up (already without non-correlating ones). */
+  /** Entity keys of the case (already without non-correlating ones): what its sightings are indexed under. */
   readonly keys: readonly string[];
+  /** The subset of `keys` worth a store look-up: it finds the same related cases as all of them. */
+  readonly lookup: readonly string[];
   /** Keys left out by policy, with why. */
   readonly ignored: readonly { key: string; why: string }[];
   /** Look-up window around `detectedAt` in milliseconds (before and after: order-independent). */

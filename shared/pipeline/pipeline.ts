@@ -13,7 +13,6 @@
  *   delivery) is delivered on the next delivery of the same input or by `drain`.
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
-import { lookupKeys } from '../correlation/plan';
 import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
 import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
@@ -281,7 +280,7 @@ export class Pipeline {
     const at = Date.parse(c.detectedAt);
     const { sightings, saturated } = await this.deps.store.findRelated({
       tenantId: c.tenantId,
-      keys: lookupKeys(plan.keys),
+      keys: plan.lookup,
       from: new Date(at - plan.windowMs).toISOString(),
       to: new Date(at + plan.windowMs).toISOString(),
       excludeCaseId: c.caseId,
