@@ -437,11 +437,19 @@ export class SqliteStore implements Store {
 
   /**
    * The open unit of work to wait for, or undefined when the caller may go on (none is open,
-   * or the caller is inside it). Callers loop `for (let g = this.gate(); g; g = this.gate()) await g;`
-   * and then run their statement with no await in between, so it cannot land inside another unit.
+   * or the caller is inside it). See exec.
    */
   private gate(): Promise<void> | undefined {
     return this.active && !this.unit.getStore() ? this.active : undefined;
+  }
+
+  /**
+   * Waits while another caller's unit of work is open, then runs the statement(s) at once: no
+   * await between the last check and the statement, so it cannot land inside another unit.
+   */
+  private async exec<T>(op: string, fn: () => T): Promise<T> {
+    for (let g = this.gate(); g; g = this.gate()) await g;
+    return this.run(op, fn);
   }
 
   /** Runs `fn`, mapping SQLite "busy / I/O" failures to StoreUnavailableError. */
@@ -475,8 +483,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('getCase', () => {
+    return this.exec('getCase', () => {
       const row = this.stmt.getCase.get(caseId, tenantId) as CaseRow | undefined;
       return row ? toCaseRecord(row) : undefined;
     });
@@ -484,8 +491,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findCase(caseId: string): Promise<CaseRecord | undefined> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('findCase', () => {
+    return this.exec('findCase', () => {
       const row = this.stmt.findCase.get(caseId) as CaseRow | undefined;
       return row ? toCaseRecord(row) : undefined;
     });
@@ -498,8 +504,7 @@ export class SqliteStore implements Store {
     expectedEtag: string | undefined,
     outbox: readonly NotificationRecord[] = [],
   ): Promise<CaseRecord> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('putCase', () => {
+    return this.exec('putCase', () => {
       const version = this.putTx(record, sightings, expectedEtag, outbox);
       return { ...record, etag: String(version) };
     });
@@ -507,8 +512,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findRelated(query: RelatedQuery): Promise<RelatedResult> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('findRelated', () => {
+    return this.exec('findRelated', () => {
       const sightings: EntitySighting[] = [];
       const saturated: string[] = [];
       if (query.limitPerKey <= 0) return { sightings, saturated };
@@ -564,20 +568,17 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }> {
     // IMMEDIATE: take the write lock before reading, so two processes cannot both see "free".
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('acquireLease', () => this.leaseTx.immediate(lease, now));
+    return this.exec('acquireLease', () => this.leaseTx.immediate(lease, now));
   }
 
   /** @inheritdoc */
   async releaseLease(tenantId: string, caseId: string, owner: string): Promise<void> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    this.run('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner));
+    await this.exec('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner));
   }
 
   /** @inheritdoc */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('enqueueNotification', () => this.insertNotification(n));
+    return this.exec('enqueueNotification', () => this.insertNotification(n));
   }
 
   /** Updates status and attempts; `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
@@ -586,8 +587,7 @@ export class SqliteStore implements Store {
     key: string,
     update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
   ): Promise<void> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    const r = this.run('markNotification', () =>
+    const r = await this.exec('markNotification', () =>
       this.stmt.markNotification.run(update.status, update.attempts, update.sentAt ?? null, update.lastError ?? null, tenantId, key),
     );
     if (r.changes === 0) this.log.warn('store.notification.unknown', { tenantId, key });
@@ -599,8 +599,7 @@ export class SqliteStore implements Store {
     caseId?: string;
     status?: NotificationRecord['status'];
   }): Promise<NotificationRecord[]> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('listNotifications', () => {
+    return this.exec('listNotifications', () => {
       const where: string[] = [];
       const params: string[] = [];
       if (filter.tenantId !== undefined) {
@@ -627,8 +626,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async park(item: ParkedItem): Promise<void> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    this.run('park', () =>
+    await this.exec('park', () =>
       this.stmt.park.run(
         item.id,
         item.tenantId ?? null,
@@ -645,8 +643,7 @@ export class SqliteStore implements Store {
 
   /** Newest first (parkedAt, then id); `limit` defaults to 1000; replayed items only with `includeReplayed`. */
   async listParked(filter: { tenantId?: string; limit?: number; includeReplayed?: boolean } = {}): Promise<ParkedItem[]> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run('listParked', () => {
+    return this.exec('listParked', () => {
       const where: string[] = [];
       const params: (string | number)[] = [];
       if (filter.tenantId !== undefined) {
@@ -667,8 +664,7 @@ export class SqliteStore implements Store {
 
   /** Sets `replayedAt`; an unknown id changes nothing. */
   async markParkedReplayed(id: string, at: string): Promise<void> {
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    const r = this.run('markParkedReplayed', () => this.stmt.markParked.run(at, id));
+    const r = await this.exec('markParkedReplayed', () => this.stmt.markParked.run(at, id));
     if (r.changes === 0) this.log.warn('store.parked.unknown', { parkedId: id });
   }
 
