@@ -113,23 +113,6 @@ export function entityKindOf(type: string): EntityKind | undefined {
   return KIND_ALIASES[type.toLowerCase().replace(/[^a-z0-9]/g, '')];
 }
 
-// Dotted-quad IPv4 already in canonical form (no leading zeros): by far the most common
-// spelling, and ipaddr.js validation costs ~5 µs per address (it tries IPv6 first).
-const CANONICAL_IPV4_RE = /^(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
-const IP_CACHE_MAX = 10_000;
-const ipCache = new Map<string, string | null>();
-
-/** `canonicalIp` (shared/config/networks.ts) with a fast path for canonical IPv4 and a bounded memo. */
-export function canonicalAddress(text: string): string | undefined {
-  if (CANONICAL_IPV4_RE.test(text)) return text;
-  const hit = ipCache.get(text);
-  if (hit !== undefined) return hit ?? undefined;
-  const c = canonicalIp(text);
-  if (ipCache.size >= IP_CACHE_MAX) ipCache.clear();
-  ipCache.set(text, c ?? null);
-  return c;
-}
-
 function quote(s: string): string {
   return JSON.stringify(s.length > 100 ? `${s.slice(0, 100)}…` : s);
 }
@@ -274,7 +257,7 @@ function hostParts(p: Props): HostParts | undefined {
   let short = (hn ?? nb) ? canonicalDomain((hn ?? nb) as string) : undefined;
   let fqdn = fq ? canonicalDomain(fq) : undefined;
   const domain = dd ? canonicalDomain(dd) : undefined;
-  const shortIsIp = short !== undefined && canonicalAddress(short) !== undefined;
+  const shortIsIp = short !== undefined && canonicalIp(short) !== undefined;
   if (short?.includes('.') && !shortIsIp) {
     fqdn ??= short;
     short = short.slice(0, short.indexOf('.'));
@@ -318,7 +301,7 @@ function buildHost(p: Props): Entity | undefined {
 function buildIp(p: Props): Entity | undefined {
   const a = p.str('address');
   if (a === undefined) return p.issueHere('ip entity without Address');
-  const ip = canonicalAddress(a);
+  const ip = canonicalIp(a);
   if (ip === undefined) return p.issue('address', `invalid IP address ${quote(a)}`);
   const fields: Fields = { address: ip };
   const locKey = p.key('location');
@@ -387,7 +370,7 @@ function urlHostKey(u: string): string | undefined {
   }
   if (host === '') return undefined;
   const bare = host.startsWith('[') ? host.slice(1, -1) : host;
-  const ip = canonicalAddress(bare);
+  const ip = canonicalIp(bare);
   return ip ? `ip:${ip}` : makeKey('domain', canonicalDomain(bare));
 }
 
