@@ -7,18 +7,27 @@
  *   same index serves getCase and findCase. `version` is the row version the etag is made of
  *   (`String(version)`): every write bumps it; an update applies only when the version read before
  *   still matches. `doc` holds `{ case, result }` as JSON, serialised once per write.
- *   `sighting_ids` lists the exact primary keys of the case's index rows, so a re-put deletes
- *   them by key instead of maintaining a second index on `sightings` (one random page less per write).
+ *   `sighting_seqs` lists the case's rows in `sighting_log`, so a re-put deletes them by rowid.
  * - `case_revisions`: append-only log of superseded revisions: an update first copies the row it
  *   replaces (inside SQLite, no re-serialisation), so `case_revisions` + `cases` is the audit trail of
  *   how a case's verdict changed. A new case writes nothing here (most cases never get a second
  *   revision), so the hot path pays for history only when there is history. `keepRevisions: false` turns it off.
- * - `sightings`: the correlation index, WITHOUT ROWID, primary key
- *   (tenant_id, entity_key, detected_at, case_id): "newest sightings of a key in a window" is one
- *   backwards range scan of the clustered key stopped by LIMIT (one prepared query per key).
- *   `detected_at` is stored as a canonical instant (`YYYY-MM-DDTHH:mm:ss.sssZ`) so string order is
- *   time order whatever ISO spelling the source used.
- * - `leases`, `notifications` (the outbox; key unique → INSERT OR IGNORE), `parked`.
+ * - `sighting_log` (since v2): the durable side of the correlation index, append-only (AUTOINCREMENT
+ *   `seq`): one row per (case, instant) holding its entity keys and verdict. The index itself lives in
+ *   memory (SightingIndex), read back from the log when the store opens and kept current by this
+ *   store's own writes and, when another connection committed (`PRAGMA data_version` changed), by
+ *   reading the log rows after the last `seq` seen. v1 kept a key-ordered WITHOUT ROWID table instead;
+ *   its six random leaf pages per alert cost ≈ 190 µs at commit and its range scans ≈ 190 µs per
+ *   lookup (BENCHMARKS.md). The memory holds the last `indexHorizonDays` (default 30) of detection
+ *   time; a lookup reaching further back reads the log by (tenant, time) instead: slower, same answer.
+ *   Instants are stored canonical (`YYYY-MM-DDTHH:mm:ss.sssZ`), so string order is time order
+ *   whatever ISO spelling the source used.
+ * - `notifications` (the outbox; key unique → INSERT OR IGNORE): since v2 the payload lives in
+ *   `payloads`, once per distinct payload of a write (all recipients of a case's first report share
+ *   one row), referenced by `payload_id`; rows written before v2 keep theirs inline. When the case's
+ *   first report is one of those payloads, the case document stores `firstReport: ""` and `report_id`
+ *   points at the payload (the text was written three or four times per alert in v1).
+ * - `leases`, `parked`.
  * No foreign keys: the hot tables are written once per alert and every extra B-tree probe counts.
  *
  * putCase is one transaction: case row (conditional), revision log, index rows, outbox entries.
@@ -43,6 +52,7 @@ import type {
   RelatedResult,
   Store,
 } from './port';
+import { groupSightings, type SightingGroup, SightingIndex } from './sightingIndex';
 
 /** One schema step. Steps run in order, each in its own transaction with the `user_version` bump. */
 export interface Migration {
@@ -137,6 +147,42 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 2,
+    description:
+      'correlation index: append-only sighting_log (read into memory) instead of the key-ordered sightings table; outbox payloads stored once',
+    up: (db) => {
+      db.exec(`
+        CREATE TABLE sighting_log (
+          seq         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers catch up by seq
+          tenant_id   TEXT NOT NULL,
+          case_id     TEXT NOT NULL,
+          detected_at TEXT NOT NULL, -- canonical instant
+          groups      TEXT NOT NULL  -- JSON [[phases, playbook, severity, [entity keys]], …]; [] = the case has none
+        );
+        CREATE INDEX sighting_log_by_time ON sighting_log (tenant_id, detected_at);
+        INSERT INTO sighting_log (tenant_id, case_id, detected_at, groups)
+          SELECT tenant_id, case_id, detected_at, json_group_array(json_array(json(phases), playbook, severity, json_array(entity_key)))
+          FROM sightings GROUP BY tenant_id, case_id, detected_at ORDER BY tenant_id, case_id, detected_at;
+        CREATE INDEX sighting_log_by_case ON sighting_log (tenant_id, case_id);
+        UPDATE cases SET sighting_ids =
+          (SELECT json_group_array(seq) FROM sighting_log l WHERE l.tenant_id = cases.tenant_id AND l.case_id = cases.case_id);
+        DROP INDEX sighting_log_by_case;
+        DROP TABLE sightings;
+        ALTER TABLE cases RENAME COLUMN sighting_ids TO sighting_seqs;
+
+        -- A case's first report went to every recipient's outbox row (3 × ≈ 3 KB per alert); now once.
+        CREATE TABLE payloads (
+          id   INTEGER PRIMARY KEY,
+          body TEXT NOT NULL
+        );
+        ALTER TABLE notifications ADD COLUMN payload_id INTEGER; -- NULL: the payload is inline (rows written before v2)
+        -- The result's first report is that same text: the document then holds '' and points here.
+        ALTER TABLE cases ADD COLUMN report_id INTEGER;
+        ALTER TABLE case_revisions ADD COLUMN report_id INTEGER;
+      `);
+    },
+  },
 ];
 
 /**
@@ -176,6 +222,13 @@ export interface SqliteStoreOptions {
   readonly busyTimeoutMs?: number;
   /** Keep superseded revisions in `case_revisions` (default true): the audit trail, written only on updates. */
   readonly keepRevisions?: boolean;
+  /**
+   * Days of detection time the in-memory correlation index holds (default 30): lookups inside it
+   * are binary searches, older ones read the log. Memory is about 0.3 KB per stored alert.
+   */
+  readonly indexHorizonDays?: number;
+  /** Clock for the index horizon (tests). */
+  readonly now?: () => number;
 }
 
 /**
@@ -198,7 +251,8 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.pragma('wal_autocheckpoint = 10000');
     db.pragma('journal_size_limit = 67108864');
     const applied = migrate(db, MIGRATIONS, log);
-    return new SqliteStore(db, options.file, applied, log, options.keepRevisions ?? true);
+    const horizonMs = Math.max(1, options.indexHorizonDays ?? DEFAULT_INDEX_DAYS) * DAY_MS;
+    return new SqliteStore(db, options.file, applied, log, options.keepRevisions ?? true, horizonMs, options.now ?? Date.now);
   } catch (err) {
     db.close();
     throw err;
@@ -215,23 +269,68 @@ interface CaseRow {
   detected_at: string;
   version: number;
   doc: string;
+  /** The first report's text when the document points at a payload (v2), else null. */
+  report: string | null;
 }
 
-/** detected_at, case_id, phases (JSON), playbook, severity. */
-type RawSightingRow = [string, string, string, string, string];
+const DAY_MS = 86_400_000;
+const DEFAULT_INDEX_DAYS = 30;
+/** How far the horizon may lag behind the clock before old entries are dropped (eviction walks the whole index). */
+const EVICT_EVERY_MS = 3_600_000;
+
+/** seq, tenant_id, case_id, detected_at, groups (JSON). */
+type LogRow = [number, string, string, string, string];
+/** One group as stored in `sighting_log.groups`. */
+type StoredGroup = [KillChainPhase[], string, Severity, string[]];
 
 /**
- * Phase lists are a handful of distinct JSON strings (`["exploitation"]`, …): parse each once.
- * The arrays are shared and frozen, so no caller can alter another's.
+ * Phase lists are a handful of distinct values (`["exploitation"]`, …): the index shares one
+ * frozen array per distinct list instead of holding one per case.
  */
 const phaseCache = new Map<string, readonly KillChainPhase[]>();
-function phasesOf(json: string): readonly KillChainPhase[] {
-  let p = phaseCache.get(json);
+function sharedPhases(phases: readonly KillChainPhase[]): readonly KillChainPhase[] {
+  const id = phases.join(',');
+  let p = phaseCache.get(id);
   if (!p) {
-    p = Object.freeze(JSON.parse(json) as KillChainPhase[]);
-    if (phaseCache.size < 1024) phaseCache.set(json, p);
+    p = Object.freeze([...phases]);
+    if (phaseCache.size < 1024) phaseCache.set(id, p);
   }
   return p;
+}
+
+/** Reads one log row's groups (all at the row's instant). */
+function groupsOf(row: LogRow): SightingGroup[] {
+  const at = row[3];
+  return (JSON.parse(row[4]) as StoredGroup[]).map(([phases, playbook, severity, keys]) => ({
+    at,
+    phases: sharedPhases(phases),
+    playbook,
+    severity,
+    keys,
+  }));
+}
+
+/**
+ * Feeds log rows (seq order, or any order that keeps a case's rows together per call) into
+ * `apply` one case at a time: a case's live rows are always written by one put, so they come
+ * together and replace whatever the index held for it.
+ */
+function eachCase(rows: Iterable<LogRow>, apply: (tenantId: string, caseId: string, groups: SightingGroup[]) => void): number {
+  let lastSeq = 0;
+  let current: LogRow | undefined;
+  let groups: SightingGroup[] = [];
+  for (const row of rows) {
+    if (row[0] > lastSeq) lastSeq = row[0];
+    // Rows of one put are consecutive: a row of another case means the current one is complete.
+    if (current && (current[2] !== row[2] || current[1] !== row[1])) {
+      apply(current[1], current[2], groups);
+      groups = [];
+    }
+    current = row;
+    for (const g of groupsOf(row)) groups.push(g);
+  }
+  if (current) apply(current[1], current[2], groups);
+  return lastSeq;
 }
 
 interface LeaseRow {
@@ -290,8 +389,6 @@ function mapError(op: string, err: unknown): unknown {
 }
 
 const PARKED_DEFAULT_LIMIT = 1000;
-/** Bound of the saturation hints (cleared when full: hints only cost a re-read when lost). */
-const SATURATION_HINTS = 10_000;
 
 /** The SQLite Store. Create it with openSqliteStore. */
 export class SqliteStore implements Store {
@@ -304,16 +401,27 @@ export class SqliteStore implements Store {
       sightings: readonly EntitySighting[],
       expectedEtag: string | undefined,
       outbox: readonly NotificationRecord[],
-    ) => number
+    ) => { version: number; groups: SightingGroup[] }
   >;
+  private readonly enqueueTx: Database.Transaction<(n: NotificationRecord) => 'created' | 'exists'>;
   private readonly leaseTx: Database.Transaction<(lease: Lease, now: string) => { acquired: boolean; lease: Lease }>;
   private closed = false;
   /** Marks the async context of an open unit of work. */
   private readonly unit = new AsyncLocalStorage<boolean>();
   /** Settles when the open unit of work ends. */
   private active: Promise<void> | undefined;
-  /** Keys (tenant + key) recently seen saturated: a hint only, always re-checked by a count. */
-  private readonly saturationHints = new Set<string>();
+  /** The correlation index: every sighting with an instant at or after `horizon`. */
+  private readonly index = new SightingIndex();
+  /** Canonical instant: the index is complete from here on; lookups starting earlier read the log. */
+  private horizon = '';
+  /** When the horizon was last moved (clock ms). */
+  private horizonSetAt = 0;
+  /** Highest log seq read from the database (own writes are applied directly). */
+  private lastSeq = 0;
+  /** `PRAGMA data_version` when the index was last synchronised: it changes when another connection commits. */
+  private dataVersion = -1;
+  /** Index changes of the open unit of work, to undo if it rolls back. */
+  private undo: { tenantId: string; caseId: string; groups: SightingGroup[] }[] | undefined;
 
   /** Use openSqliteStore. */
   constructor(
@@ -324,9 +432,12 @@ export class SqliteStore implements Store {
     readonly migrationsApplied: readonly number[],
     private readonly log: Logger,
     private readonly keepRevisions: boolean,
+    private readonly horizonMs: number = DEFAULT_INDEX_DAYS * DAY_MS,
+    private readonly now: () => number = Date.now,
   ) {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
+    this.loadIndex();
 
     this.putTx = db.transaction(
       (
@@ -334,16 +445,56 @@ export class SqliteStore implements Store {
         sightings: readonly EntitySighting[],
         expectedEtag: string | undefined,
         outbox: readonly NotificationRecord[],
-      ): number => {
-        const doc = JSON.stringify({ case: record.case, result: record.result });
+      ): { version: number; groups: SightingGroup[] } => {
+        // Each distinct outbox payload once. A payload whose rows all existed already (a redelivered
+        // outbox entry) and that the case does not point at is removed again at the end.
+        const payloadIds = new Map<string, number>();
+        const payloadIdOf = outbox.map((n) => {
+          let id = payloadIds.get(n.payload);
+          if (id === undefined) {
+            id = Number(s.insertPayload.run(n.payload).lastInsertRowid);
+            payloadIds.set(n.payload, id);
+          }
+          return id;
+        });
+        const used = new Set<number>();
+        const report = record.result.firstReport;
+        const reportId = report === undefined ? null : (payloadIds.get(report) ?? null);
+        if (reportId !== null) used.add(reportId);
+        // Spreading keeps firstReport in its place, so a read gives back the same key order.
+        const doc = JSON.stringify({
+          case: record.case,
+          result: reportId === null ? record.result : { ...record.result, firstReport: '' },
+        });
         const now = new Date().toISOString();
-        // The exact primary keys of the case's index rows are kept on the case row, so a re-put
-        // deletes them by key: cheaper per write than maintaining a second index on sightings.
-        const rows = new Map<string, EntitySighting>();
-        for (const x of sightings) rows.set(`${x.entityKey}\u0000${instantKey(x.detectedAt)}`, x);
-        const ids = [...rows.keys()];
-        const sightingIds = JSON.stringify(ids);
+        const groups = groupSightings(sightings, instantKey);
         let version: number;
+        let previousSeqs: number[] = [];
+        if (expectedEtag !== undefined) {
+          const current = s.caseVersion.get(record.caseId, record.tenantId) as { version: number; sighting_seqs: string } | undefined;
+          if (!current || String(current.version) !== expectedEtag) {
+            throw new ConcurrencyConflictError(`case ${record.caseId} changed since etag ${expectedEtag} was read`);
+          }
+          version = current.version + 1;
+          previousSeqs = JSON.parse(current.sighting_seqs) as number[];
+        } else {
+          version = 1;
+        }
+        for (const seq of previousSeqs) s.deleteLog.run(seq);
+        // One append-only log row per instant (in the pipeline: one per case). A re-put that leaves a
+        // case with no sightings still writes one empty row, so other connections drop the old ones.
+        const byAt = new Map<string, StoredGroup[]>();
+        for (const g of groups) {
+          const list = byAt.get(g.at) ?? [];
+          list.push([[...g.phases], g.playbook, g.severity, [...g.keys]]);
+          byAt.set(g.at, list);
+        }
+        if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(instantKey(record.detectedAt), []);
+        const seqs: number[] = [];
+        for (const [at, list] of byAt) {
+          seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
+        }
+        const sightingSeqs = JSON.stringify(seqs);
         if (expectedEtag === undefined) {
           const r = s.insertCase.run(
             record.tenantId,
@@ -353,23 +504,14 @@ export class SqliteStore implements Store {
             record.fingerprint,
             record.state,
             record.detectedAt,
-            sightingIds,
+            sightingSeqs,
             doc,
             now,
+            reportId,
           );
           if (r.changes === 0) throw new ConcurrencyConflictError(`case ${record.caseId} already exists`);
-          version = 1;
         } else {
-          const current = s.caseVersion.get(record.caseId, record.tenantId) as { version: number; sighting_ids: string } | undefined;
-          if (!current || String(current.version) !== expectedEtag) {
-            throw new ConcurrencyConflictError(`case ${record.caseId} changed since etag ${expectedEtag} was read`);
-          }
-          version = current.version + 1;
           if (this.keepRevisions) s.archiveCase.run(record.caseId, record.tenantId);
-          for (const id of JSON.parse(current.sighting_ids) as string[]) {
-            const [key, at] = id.split('\u0000') as [string, string];
-            s.deleteSighting.run(record.tenantId, key, at, record.caseId);
-          }
           s.updateCase.run(
             record.revision,
             record.revisionKey,
@@ -377,22 +519,27 @@ export class SqliteStore implements Store {
             record.state,
             record.detectedAt,
             version,
-            sightingIds,
+            sightingSeqs,
             doc,
             now,
+            reportId,
             record.caseId,
             record.tenantId,
           );
         }
-        for (const [id, x] of rows) {
-          const [key, at] = id.split('\u0000') as [string, string];
-          // Stored under the record's tenant and case whatever the sighting says: the rows are the case's index.
-          s.insertSighting.run(record.tenantId, key, at, record.caseId, JSON.stringify(x.phases), x.playbook, x.severity);
-        }
-        for (const n of outbox) this.insertNotification(n);
-        return version;
+        for (const [i, n] of outbox.entries())
+          if (this.insertNotification(n, payloadIdOf[i] as number) === 'created') used.add(payloadIdOf[i] as number);
+        for (const id of payloadIds.values()) if (!used.has(id)) s.deletePayload.run(id);
+        return { version, groups };
       },
     );
+
+    this.enqueueTx = db.transaction((n: NotificationRecord): 'created' | 'exists' => {
+      const id = Number(s.insertPayload.run(n.payload).lastInsertRowid);
+      const outcome = this.insertNotification(n, id);
+      if (outcome === 'exists') s.deletePayload.run(id);
+      return outcome;
+    });
 
     this.leaseTx = db.transaction((lease: Lease, now: string): { acquired: boolean; lease: Lease } => {
       const row = s.getLease.get(lease.tenantId, lease.caseId) as LeaseRow | undefined;
@@ -421,12 +568,18 @@ export class SqliteStore implements Store {
       return await this.unit.run(true, async () => {
         this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
         try {
+          this.undo = [];
           const result = await fn();
           this.run('commit', () => this.db.exec('COMMIT'));
           return result;
         } catch (err) {
           if (this.db.inTransaction) this.db.exec('ROLLBACK');
+          // The index took the unit's writes as they were made (later statements of the unit read
+          // them); put back what they replaced, newest first.
+          for (const u of (this.undo ?? []).reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
           throw err;
+        } finally {
+          this.undo = undefined;
         }
       });
     } finally {
@@ -462,7 +615,8 @@ export class SqliteStore implements Store {
     }
   }
 
-  private insertNotification(n: NotificationRecord): 'created' | 'exists' {
+  /** Inserts an outbox row whose payload is already in `payloads` under `payloadId`. */
+  private insertNotification(n: NotificationRecord, payloadId: number): 'created' | 'exists' {
     const r = this.stmt.insertNotification.run(
       n.key,
       n.tenantId,
@@ -471,7 +625,7 @@ export class SqliteStore implements Store {
       n.kind,
       n.channel,
       n.recipient,
-      n.payload,
+      payloadId,
       n.createdAt,
       n.status,
       n.sentAt ?? null,
@@ -505,7 +659,14 @@ export class SqliteStore implements Store {
     outbox: readonly NotificationRecord[] = [],
   ): Promise<CaseRecord> {
     return this.exec('putCase', () => {
-      const version = this.putTx(record, sightings, expectedEtag, outbox);
+      const { version, groups } = this.putTx(record, sightings, expectedEtag, outbox);
+      // Committed (or written inside the open unit of work, which undoes this if it rolls back).
+      const previous = this.index.replace(
+        record.tenantId,
+        record.caseId,
+        groups.filter((g) => g.at >= this.horizon),
+      );
+      this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
       return { ...record, etag: String(version) };
     });
   }
@@ -513,56 +674,63 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async findRelated(query: RelatedQuery): Promise<RelatedResult> {
     return this.exec('findRelated', () => {
-      const sightings: EntitySighting[] = [];
-      const saturated: string[] = [];
-      if (query.limitPerKey <= 0) return { sightings, saturated };
-      const from = instantKey(query.from);
-      const to = instantKey(query.to);
-      const exclude = query.excludeCaseId;
-      const seen = new Set<string>();
-      for (const key of query.keys) {
-        if (seen.has(key)) continue;
-        seen.add(key);
-        const hintKey = `${query.tenantId}\u0000${key}`;
-        // A key that was saturated recently is first counted (an index-only walk in SQLite)
-        // instead of read: its rows would be turned into objects only to be ignored.
-        if (this.saturationHints.has(hintKey)) {
-          const n = (
-            exclude === undefined
-              ? this.stmt.countRelatedAll.get(query.tenantId, key, from, to, query.limitPerKey)
-              : this.stmt.countRelated.get(query.tenantId, key, from, to, exclude, query.limitPerKey)
-          ) as number;
-          if (n >= query.limitPerKey) {
-            saturated.push(key);
-            continue;
-          }
-          this.saturationHints.delete(hintKey);
-        }
-        const rows = (
-          exclude === undefined
-            ? this.stmt.relatedAll.all(query.tenantId, key, from, to, query.limitPerKey)
-            : this.stmt.related.all(query.tenantId, key, from, to, exclude, query.limitPerKey)
-        ) as RawSightingRow[];
-        if (rows.length >= query.limitPerKey) {
-          saturated.push(key);
-          if (this.saturationHints.size >= SATURATION_HINTS) this.saturationHints.clear();
-          this.saturationHints.add(hintKey);
-          continue;
-        }
-        for (const r of rows) {
-          sightings.push({
-            tenantId: query.tenantId,
-            entityKey: key,
-            caseId: r[1],
-            detectedAt: r[0],
-            phases: phasesOf(r[2]),
-            playbook: r[3],
-            severity: r[4] as Severity,
-          });
-        }
-      }
-      return { sightings, saturated };
+      this.syncIndex();
+      const q = { ...query, from: instantKey(query.from), to: instantKey(query.to) };
+      if (q.from >= this.horizon) return this.index.query(q);
+      // Before the horizon: read the tenant's log rows in the window into a throw-away index.
+      const window = new SightingIndex();
+      const rows = this.stmt.logInWindow.all(q.tenantId, q.from, q.to) as LogRow[];
+      rows.sort((a, b) => (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] - b[0]));
+      eachCase(rows, (tenantId, caseId, groups) => window.replace(tenantId, caseId, groups));
+      return window.query(q);
     });
+  }
+
+  /** Sightings held in memory by the correlation index (for the benchmark and health). */
+  get indexStats(): { rows: number; entries: number; keys: number; horizon: string } {
+    return { rows: this.index.rows, entries: this.index.entries, keys: this.index.keys, horizon: this.horizon };
+  }
+
+  /** Reads the whole log (from the horizon on) into the index. */
+  private loadIndex(): void {
+    this.index.clear();
+    this.horizonSetAt = this.now();
+    this.horizon = new Date(this.horizonSetAt - this.horizonMs).toISOString();
+    this.dataVersion = this.stmt.dataVersion.get() as number;
+    // Read in table order (a sequential scan: five times faster than walking the by-time index),
+    // then fed in time order, so every key's array is built by appending. A case with rows at
+    // several instants comes once per instant: `load` adds instead of replacing.
+    this.lastSeq = (this.stmt.maxSeq.get() as number | null) ?? 0;
+    const rows = this.stmt.logFrom.all(this.horizon) as LogRow[];
+    rows.sort((a, b) => (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0));
+    this.index.load((add) => {
+      for (const row of rows) add(row[1], row[2], groupsOf(row));
+    });
+  }
+
+  /**
+   * Brings the index up to date before a lookup: moves the horizon (hourly), and reads the log rows
+   * another connection appended since the last look. Own writes were applied when made.
+   */
+  private syncIndex(): void {
+    const now = this.now();
+    if (now - this.horizonSetAt >= EVICT_EVERY_MS) {
+      this.horizonSetAt = now;
+      this.horizon = new Date(now - this.horizonMs).toISOString();
+      this.index.evictBefore(this.horizon);
+    }
+    const version = this.stmt.dataVersion.get() as number;
+    if (version === this.dataVersion) return;
+    this.dataVersion = version;
+    const rows = this.stmt.logSince.all(this.lastSeq) as LogRow[];
+    const seen = eachCase(rows, (tenantId, caseId, groups) => {
+      this.index.replace(
+        tenantId,
+        caseId,
+        groups.filter((g) => g.at >= this.horizon),
+      );
+    });
+    this.lastSeq = Math.max(this.lastSeq, seen);
   }
 
   /** @inheritdoc */
@@ -578,7 +746,7 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
-    return this.exec('enqueueNotification', () => this.insertNotification(n));
+    return this.exec('enqueueNotification', () => this.enqueueTx(n));
   }
 
   /** Updates status and attempts; `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
@@ -603,18 +771,21 @@ export class SqliteStore implements Store {
       const where: string[] = [];
       const params: string[] = [];
       if (filter.tenantId !== undefined) {
-        where.push('tenant_id = ?');
+        where.push('n.tenant_id = ?');
         params.push(filter.tenantId);
       }
       if (filter.caseId !== undefined) {
-        where.push('case_id = ?');
+        where.push('n.case_id = ?');
         params.push(filter.caseId);
       }
       if (filter.status !== undefined) {
-        where.push('status = ?');
+        where.push('n.status = ?');
         params.push(filter.status);
       }
-      const sql = `SELECT * FROM notifications${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY created_at, key`;
+      const sql = `SELECT n.key, n.tenant_id, n.case_id, n.revision, n.kind, n.channel, n.recipient, COALESCE(p.body, n.payload) AS payload,
+        n.created_at, n.status, n.sent_at, n.attempts, n.last_error
+        FROM notifications n LEFT JOIN payloads p ON p.id = n.payload_id${where.length ? ` WHERE ${where.join(' AND ')}` : ''}
+        ORDER BY n.created_at, n.key`;
       let st = this.listNotificationStmts.get(sql);
       if (!st) {
         st = this.db.prepare(sql);
@@ -679,56 +850,44 @@ export class SqliteStore implements Store {
 function prepareStatements(db: Database.Database) {
   return {
     getCase: db.prepare<[string, string]>(
-      'SELECT tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, doc FROM cases WHERE case_id = ? AND tenant_id = ?',
+      `SELECT c.tenant_id, c.case_id, c.revision, c.revision_key, c.fingerprint, c.state, c.detected_at, c.version, c.doc, p.body AS report
+       FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? AND c.tenant_id = ?`,
     ),
     findCase: db.prepare<[string]>(
-      'SELECT tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, doc FROM cases WHERE case_id = ? ORDER BY tenant_id LIMIT 1',
+      `SELECT c.tenant_id, c.case_id, c.revision, c.revision_key, c.fingerprint, c.state, c.detected_at, c.version, c.doc, p.body AS report
+       FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? ORDER BY c.tenant_id LIMIT 1`,
     ),
     insertCase: db.prepare(
-      `INSERT INTO cases (tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, sighting_ids, doc, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?) ON CONFLICT (case_id, tenant_id) DO NOTHING`,
+      `INSERT INTO cases (tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, sighting_seqs, doc, updated_at, report_id)
+       VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (case_id, tenant_id) DO NOTHING`,
     ),
-    caseVersion: db.prepare<[string, string]>('SELECT version, sighting_ids FROM cases WHERE case_id = ? AND tenant_id = ?'),
+    caseVersion: db.prepare<[string, string]>('SELECT version, sighting_seqs FROM cases WHERE case_id = ? AND tenant_id = ?'),
     updateCase: db.prepare(
-      `UPDATE cases SET revision = ?, revision_key = ?, fingerprint = ?, state = ?, detected_at = ?, version = ?, sighting_ids = ?, doc = ?, updated_at = ?
+      `UPDATE cases SET revision = ?, revision_key = ?, fingerprint = ?, state = ?, detected_at = ?, version = ?, sighting_seqs = ?, doc = ?, updated_at = ?, report_id = ?
        WHERE case_id = ? AND tenant_id = ?`,
     ),
     archiveCase: db.prepare(
-      `INSERT INTO case_revisions (tenant_id, case_id, revision, revision_key, fingerprint, state, doc, stored_at)
-       SELECT tenant_id, case_id, revision, revision_key, fingerprint, state, doc, updated_at FROM cases WHERE case_id = ? AND tenant_id = ?`,
+      `INSERT INTO case_revisions (tenant_id, case_id, revision, revision_key, fingerprint, state, doc, stored_at, report_id)
+       SELECT tenant_id, case_id, revision, revision_key, fingerprint, state, doc, updated_at, report_id FROM cases WHERE case_id = ? AND tenant_id = ?`,
     ),
-    deleteSighting: db.prepare('DELETE FROM sightings WHERE tenant_id = ? AND entity_key = ? AND detected_at = ? AND case_id = ?'),
-    insertSighting: db.prepare(
-      'INSERT OR REPLACE INTO sightings (tenant_id, entity_key, detected_at, case_id, phases, playbook, severity) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    deleteLog: db.prepare<[number]>('DELETE FROM sighting_log WHERE seq = ?'),
+    appendLog: db.prepare<[string, string, string, string]>(
+      'INSERT INTO sighting_log (tenant_id, case_id, detected_at, groups) VALUES (?, ?, ?, ?)',
     ),
-    // Raw (array) rows: correlation reads up to limitPerKey rows per key, and building a keyed
-    // object per row is a measurable share of its cost.
-    related: db
-      .prepare(
-        `SELECT detected_at, case_id, phases, playbook, severity FROM sightings
-       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ? AND case_id <> ?
-       ORDER BY detected_at DESC LIMIT ?`,
+    // Raw (array) rows: the index is loaded from up to millions of them.
+    logSince: db
+      .prepare<[number]>('SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log WHERE seq > ? ORDER BY seq')
+      .raw(true),
+    logInWindow: db
+      .prepare<[string, string, string]>(
+        'SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log WHERE tenant_id = ? AND detected_at >= ? AND detected_at <= ?',
       )
       .raw(true),
-    countRelated: db
-      .prepare(
-        `SELECT COUNT(*) FROM (SELECT 1 FROM sightings
-       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ? AND case_id <> ? LIMIT ?)`,
-      )
-      .pluck(),
-    countRelatedAll: db
-      .prepare(
-        `SELECT COUNT(*) FROM (SELECT 1 FROM sightings
-       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ? LIMIT ?)`,
-      )
-      .pluck(),
-    relatedAll: db
-      .prepare(
-        `SELECT detected_at, case_id, phases, playbook, severity FROM sightings
-       WHERE tenant_id = ? AND entity_key = ? AND detected_at >= ? AND detected_at <= ?
-       ORDER BY detected_at DESC LIMIT ?`,
-      )
+    logFrom: db
+      .prepare<[string]>('SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log NOT INDEXED WHERE detected_at >= ?')
       .raw(true),
+    maxSeq: db.prepare('SELECT MAX(seq) FROM sighting_log').pluck(),
+    dataVersion: db.prepare('PRAGMA data_version').pluck(),
     getLease: db.prepare('SELECT owner, expires_at FROM leases WHERE tenant_id = ? AND case_id = ?'),
     putLease: db.prepare(
       `INSERT INTO leases (tenant_id, case_id, owner, expires_at) VALUES (?, ?, ?, ?)
@@ -736,9 +895,11 @@ function prepareStatements(db: Database.Database) {
     ),
     deleteLease: db.prepare('DELETE FROM leases WHERE tenant_id = ? AND case_id = ? AND owner = ?'),
     insertNotification: db.prepare(
-      `INSERT OR IGNORE INTO notifications (key, tenant_id, case_id, revision, kind, channel, recipient, payload, created_at, status, sent_at, attempts, last_error)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT OR IGNORE INTO notifications (key, tenant_id, case_id, revision, kind, channel, recipient, payload, payload_id, created_at, status, sent_at, attempts, last_error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)`,
     ),
+    insertPayload: db.prepare<[string]>('INSERT INTO payloads (body) VALUES (?)'),
+    deletePayload: db.prepare<[number]>('DELETE FROM payloads WHERE id = ?'),
     markNotification: db.prepare(
       `UPDATE notifications SET status = ?, attempts = ?, sent_at = COALESCE(?, sent_at), last_error = COALESCE(?, last_error)
        WHERE tenant_id = ? AND key = ?`,
@@ -753,6 +914,7 @@ function prepareStatements(db: Database.Database) {
 
 function toCaseRecord(row: CaseRow): CaseRecord {
   const doc = JSON.parse(row.doc) as Pick<CaseRecord, 'case' | 'result'>;
+  if (row.report !== null) (doc.result as { firstReport: string }).firstReport = row.report;
   return {
     tenantId: row.tenant_id,
     caseId: row.case_id,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConfigError, StoreUnavailableError } from '../../shared/errors';
 import { MIGRATIONS, type Migration, migrate, openSqliteStore } from '../../shared/store/sqlite';
-import { caseRecord, sighting } from './fixtures';
+import { caseRecord, notification, sighting } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
 describeStoreContract('sqlite', async () => openSqliteStore({ file: ':memory:' }));
@@ -176,6 +176,163 @@ describe('SQLite unit of work (one commit per Event Hub batch)', () => {
     expect(outsideDoneEarly).toBe(false);
     expect(await store.getCase('t', 'outside')).toBeDefined();
     expect(await store.getCase('t', 'in-unit')).toBeUndefined();
+    await store.close();
+  });
+});
+
+describe('SQLite correlation index (in memory, over the append-only sighting log)', () => {
+  let dir: string;
+  const window = { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z' };
+  const at = '2024-05-01T10:00:00.000Z';
+  /** A clock that puts the sample instants well inside the index horizon. */
+  const now = () => Date.parse('2024-05-02T00:00:00.000Z');
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'triage-sqlite-index-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('finds after a reopen what was written before it (the index is read back from the log)', async () => {
+    const file = join(dir, 'triage.db');
+    const first = openSqliteStore({ file, now });
+    await first.putCase(
+      caseRecord('t', 'c1'),
+      [sighting('t', 'c1', 'ip:203.0.113.77', at), sighting('t', 'c1', 'host:vpn01', at)],
+      undefined,
+    );
+    await first.close();
+
+    const second = openSqliteStore({ file, now });
+    const found = await second.findRelated({ tenantId: 't', keys: ['host:vpn01', 'ip:203.0.113.77'], ...window, limitPerKey: 10 });
+
+    expect(found.sightings.map((s) => `${s.entityKey}@${s.caseId}`)).toEqual(['host:vpn01@c1', 'ip:203.0.113.77@c1']);
+    expect(second.indexStats).toMatchObject({ rows: 2, entries: 1 });
+    await second.close();
+  });
+
+  it("sees another connection's writes, including a revision that dropped a key", async () => {
+    const file = join(dir, 'triage.db');
+    const a = openSqliteStore({ file, now });
+    const b = openSqliteStore({ file, now });
+    const q = { tenantId: 't', keys: ['host:vpn01', 'ip:203.0.113.77'], ...window, limitPerKey: 10 };
+    await b.findRelated(q); // b has looked before a writes
+
+    const saved = await a.putCase(
+      caseRecord('t', 'c1'),
+      [sighting('t', 'c1', 'ip:203.0.113.77', at), sighting('t', 'c1', 'host:vpn01', at)],
+      undefined,
+    );
+    const seenFirst = await b.findRelated(q);
+    await a.putCase(caseRecord('t', 'c1', { revision: 2 }), [sighting('t', 'c1', 'host:vpn01', at)], saved.etag);
+    const seenAfterRevision = await b.findRelated(q);
+
+    expect(seenFirst.sightings.map((s) => s.entityKey)).toEqual(['host:vpn01', 'ip:203.0.113.77']);
+    expect(seenAfterRevision.sightings.map((s) => s.entityKey)).toEqual(['host:vpn01']);
+    await a.close();
+    await b.close();
+  });
+
+  it('forgets the sightings of a unit of work that rolled back', async () => {
+    const store = openSqliteStore({ file: ':memory:', now });
+    await store.putCase(caseRecord('t', 'kept'), [sighting('t', 'kept', 'host:vpn01', at)], undefined);
+    const kept = await store.getCase('t', 'kept');
+
+    await expect(
+      store.unitOfWork(async () => {
+        await store.putCase(caseRecord('t', 'lost'), [sighting('t', 'lost', 'host:vpn01', at)], undefined);
+        await store.putCase(caseRecord('t', 'kept', { revision: 2 }), [sighting('t', 'kept', 'host:web02', at)], kept?.etag);
+        throw new Error('crash in the middle of a batch');
+      }),
+    ).rejects.toThrow('crash');
+    const found = await store.findRelated({ tenantId: 't', keys: ['host:vpn01', 'host:web02'], ...window, limitPerKey: 10 });
+
+    expect(found.sightings.map((s) => `${s.entityKey}@${s.caseId}`)).toEqual(['host:vpn01@kept']);
+    await store.close();
+  });
+
+  it('answers a lookup reaching back before the in-memory horizon from the log, with the same rows', async () => {
+    const file = join(dir, 'triage.db');
+    const writer = openSqliteStore({ file, now });
+    for (const [i, day] of ['2024-04-28', '2024-04-30', '2024-05-01'].entries()) {
+      await writer.putCase(caseRecord('t', `c${i}`), [sighting('t', `c${i}`, 'host:vpn01', `${day}T10:00:00.000Z`)], undefined);
+    }
+    await writer.putCase(caseRecord('other', 'x'), [sighting('other', 'x', 'host:vpn01', at)], undefined);
+    const q = { tenantId: 't', keys: ['host:vpn01'], ...window, excludeCaseId: 'c1', limitPerKey: 10 };
+    const inMemory = await writer.findRelated(q);
+    await writer.close();
+
+    // A horizon of one day from 2024-05-02: the index holds only 2024-05-01, the window starts 2024-04-24.
+    const late = openSqliteStore({ file, now, indexHorizonDays: 1 });
+    const fromLog = await late.findRelated(q);
+    const saturated = await late.findRelated({ ...q, limitPerKey: 2 });
+
+    expect(late.indexStats.rows).toBe(2); // c2 and the other tenant's x
+    expect(fromLog).toEqual(inMemory);
+    expect(fromLog.sightings.map((s) => s.caseId)).toEqual(['c2', 'c0']);
+    expect(saturated).toEqual({ sightings: [], saturated: ['host:vpn01'] });
+    await late.close();
+  });
+
+  it('stores a first report sent to several recipients once, and gives it back whole', async () => {
+    const file = join(dir, 'triage.db');
+    const store = openSqliteStore({ file, now });
+    const payload = '# First report\n\nBrute force against vpn01 from 203.0.113.77 …';
+    const base = caseRecord('t', 'c1');
+    const record = { ...base, result: { ...base.result, firstReport: payload } };
+    const outbox = ['soc@contoso.example', 'oncall@contoso.example', 'ciso@contoso.example'].map((to) => ({
+      ...notification('t', 'c1', to),
+      payload,
+    }));
+
+    await store.putCase(record, [], undefined, outbox);
+    const db = new Database(file, { readonly: true });
+    const stored = db
+      .prepare("SELECT (SELECT COUNT(*) FROM payloads) AS payloads, (SELECT json_extract(doc, '$.result.firstReport') FROM cases) AS inDoc")
+      .get();
+    db.close();
+
+    expect(stored).toEqual({ payloads: 1, inDoc: '' });
+    expect((await store.getCase('t', 'c1'))?.result).toEqual(record.result);
+    expect((await store.listNotifications({ caseId: 'c1' })).map((n) => n.payload)).toEqual([payload, payload, payload]);
+    await store.close();
+  });
+
+  it('migrates a version-1 database: its sightings are found, its inline payloads read back', async () => {
+    const file = join(dir, 'v1.db');
+    const v1 = new Database(file);
+    migrate(v1, MIGRATIONS.slice(0, 1));
+    v1.prepare(
+      `INSERT INTO cases (tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, sighting_ids, doc, updated_at)
+       VALUES ('t', 'c1', 1, 'k', 'fp', 'done', ?, 1, '[]', ?, ?)`,
+    ).run(at, JSON.stringify({ case: caseRecord('t', 'c1').case, result: caseRecord('t', 'c1').result }), at);
+    const ins = v1.prepare(
+      'INSERT INTO sightings (tenant_id, entity_key, detected_at, case_id, phases, playbook, severity) VALUES (?, ?, ?, ?, ?, ?, ?)',
+    );
+    ins.run('t', 'host:vpn01', at, 'c1', '["exploitation"]', 'brute-force', 'high');
+    ins.run('t', 'ip:203.0.113.77', at, 'c1', '["exploitation"]', 'brute-force', 'high');
+    v1.prepare(
+      `INSERT INTO notifications (key, tenant_id, case_id, revision, kind, channel, recipient, payload, created_at, status, attempts)
+       VALUES ('k1', 't', 'c1', 1, 'first-report', 'outbox', 'soc@contoso.example', 'inline report', ?, 'queued', 0)`,
+    ).run(at);
+    v1.close();
+
+    const store = openSqliteStore({ file, now });
+    const found = await store.findRelated({ tenantId: 't', keys: ['host:vpn01', 'ip:203.0.113.77'], ...window, limitPerKey: 10 });
+    const existing = await store.getCase('t', 'c1');
+    const revised = existing && (await store.putCase({ ...existing, revision: 2 }, [sighting('t', 'c1', 'host:web02', at)], existing.etag));
+    const afterRevision = await store.findRelated({ tenantId: 't', keys: ['host:vpn01', 'host:web02'], ...window, limitPerKey: 10 });
+
+    expect(store.migrationsApplied).toEqual([2]);
+    expect(found.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.severity}`)).toEqual([
+      'host:vpn01@c1@high',
+      'ip:203.0.113.77@c1@high',
+    ]);
+    expect(revised?.revision).toBe(2);
+    expect(afterRevision.sightings.map((s) => s.entityKey)).toEqual(['host:web02']);
+    expect((await store.listNotifications({ caseId: 'c1' }))[0]?.payload).toBe('inline report');
     await store.close();
   });
 });
