@@ -2,7 +2,9 @@
  * Chooses and opens the Store from the environment.
  *
  * - `STORE=sqlite` (default): `SQLITE_FILE` (default `./data/triage.db`; `:memory:` for a throw-away store);
- *   `SQLITE_KEEP_REVISIONS=false` stops appending every revision to the audit table.
+ *   `SQLITE_KEEP_REVISIONS=false` stops appending every revision to the audit table;
+ *   `SQLITE_INDEX_DAYS` (default 30) is how many days of detection time the in-memory correlation
+ *   index holds (≈ 0.4 KB of heap per stored alert; older lookups read the log instead).
  * - `STORE=cosmos`: `COSMOS_ENDPOINT`, `COSMOS_DATABASE` (required); managed identity
  *   (DefaultAzureCredential) unless `COSMOS_USE_KEY=true` with `COSMOS_KEY` (local emulator /
  *   stand-in only); `COSMOS_ALLOW_SELF_SIGNED=true` accepts the local stand-in's self-signed TLS
@@ -45,7 +47,17 @@ export async function openStoreFromEnv(env: NodeJS.ProcessEnv, log: Logger, opti
       const { openSqliteStore } = require('./sqlite') as typeof import('./sqlite');
       const file = env.SQLITE_FILE?.trim() || './data/triage.db';
       log.info('store.opening', { store: kind, file });
-      return openSqliteStore({ file, log, keepRevisions: !/^(0|false|no|off)$/i.test(env.SQLITE_KEEP_REVISIONS?.trim() ?? '') });
+      const days = env.SQLITE_INDEX_DAYS?.trim();
+      const indexHorizonDays = days ? Number(days) : undefined;
+      if (indexHorizonDays !== undefined && !(Number.isFinite(indexHorizonDays) && indexHorizonDays > 0)) {
+        throw new ConfigError('SQLITE_INDEX_DAYS', `must be a positive number of days, got "${days}"`);
+      }
+      return openSqliteStore({
+        file,
+        log,
+        keepRevisions: !/^(0|false|no|off)$/i.test(env.SQLITE_KEEP_REVISIONS?.trim() ?? ''),
+        ...(indexHorizonDays !== undefined ? { indexHorizonDays } : {}),
+      });
     }
     case 'cosmos': {
       const { cosmosSettingsFromEnv, openCosmosStore } = require('./cosmos') as typeof import('./cosmos');

@@ -390,6 +390,13 @@ function mapError(op: string, err: unknown): unknown {
 
 const PARKED_DEFAULT_LIMIT = 1000;
 
+/** What an index change replaced, to put back if its transaction rolls back. */
+interface Undo {
+  readonly tenantId: string;
+  readonly caseId: string;
+  readonly groups: SightingGroup[];
+}
+
 /** The SQLite Store. Create it with openSqliteStore. */
 export class SqliteStore implements Store {
   private readonly stmt: ReturnType<typeof prepareStatements>;
@@ -420,8 +427,10 @@ export class SqliteStore implements Store {
   private lastSeq = 0;
   /** `PRAGMA data_version` when the index was last synchronised: it changes when another connection commits. */
   private dataVersion = -1;
-  /** Index changes of the open unit of work, to undo if it rolls back. */
-  private undo: { tenantId: string; caseId: string; groups: SightingGroup[] }[] | undefined;
+  /** Index changes of the open unit of work or group, to undo if it rolls back. */
+  private undo: Undo[] | undefined;
+  /** The open group commit (see exec). */
+  private group: { readonly done: Promise<void>; readonly undo: Undo[] } | undefined;
 
   /** Use openSqliteStore. */
   constructor(
@@ -434,6 +443,7 @@ export class SqliteStore implements Store {
     private readonly keepRevisions: boolean,
     private readonly horizonMs: number = DEFAULT_INDEX_DAYS * DAY_MS,
     private readonly now: () => number = Date.now,
+    private readonly groupCommit: boolean = true,
   ) {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
@@ -558,7 +568,12 @@ export class SqliteStore implements Store {
    */
   async unitOfWork<T>(fn: () => Promise<T>): Promise<T> {
     if (this.unit.getStore()) return fn();
-    for (let g = this.gate(); g; g = this.gate()) await g;
+    for (;;) {
+      const g = this.gate();
+      if (g) await g;
+      else if (this.group) await this.group.done.catch(() => undefined);
+      else break;
+    }
     // No await between the last check and taking the unit: two units can never overlap.
     let release = (): void => undefined;
     this.active = new Promise<void>((r) => {
@@ -599,10 +614,47 @@ export class SqliteStore implements Store {
   /**
    * Waits while another caller's unit of work is open, then runs the statement(s) at once: no
    * await between the last check and the statement, so it cannot land inside another unit.
+   *
+   * Group commit: a write outside a unit of work joins the open group transaction, or opens one
+   * that commits on the next turn of the event loop; its promise settles only after that commit.
+   * Concurrent deliveries (the Functions host runs many HTTP requests at once) so share one commit
+   * instead of paying one each (a commit costs ≈ 200 µs here, mostly WAL and checkpoint I/O). A read
+   * made while a group is open may see the group's writes, so it too is answered only after the
+   * commit: nobody is ever told something a failed commit could take back.
    */
-  private async exec<T>(op: string, fn: () => T): Promise<T> {
+  private async exec<T>(op: string, fn: () => T, write = false): Promise<T> {
+    if (this.unit.getStore()) return this.run(op, fn);
     for (let g = this.gate(); g; g = this.gate()) await g;
-    return this.run(op, fn);
+    if (write && this.groupCommit && !this.group) this.openGroup();
+    const group = this.group;
+    const result = this.run(op, fn);
+    if (group) await group.done;
+    return result;
+  }
+
+  /** Opens a group transaction; it commits (or rolls back and rejects) on the next turn of the event loop. */
+  private openGroup(): void {
+    this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
+    let settle: (err?: unknown) => void = () => undefined;
+    const done = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err === undefined ? resolve() : reject(err));
+    });
+    done.catch(() => undefined); // each member awaits it; this only keeps an unawaited failure from being "unhandled"
+    const group = { done, undo: [] as Undo[] };
+    this.group = group;
+    this.undo = group.undo;
+    setImmediate(() => {
+      this.group = undefined;
+      this.undo = undefined;
+      try {
+        this.run('commit', () => this.db.exec('COMMIT'));
+        settle();
+      } catch (err) {
+        if (this.db.inTransaction) this.db.exec('ROLLBACK');
+        for (const u of group.undo.reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
+        settle(err);
+      }
+    });
   }
 
   /** Runs `fn`, mapping SQLite "busy / I/O" failures to StoreUnavailableError. */
@@ -658,17 +710,21 @@ export class SqliteStore implements Store {
     expectedEtag: string | undefined,
     outbox: readonly NotificationRecord[] = [],
   ): Promise<CaseRecord> {
-    return this.exec('putCase', () => {
-      const { version, groups } = this.putTx(record, sightings, expectedEtag, outbox);
-      // Committed (or written inside the open unit of work, which undoes this if it rolls back).
-      const previous = this.index.replace(
-        record.tenantId,
-        record.caseId,
-        groups.filter((g) => g.at >= this.horizon),
-      );
-      this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
-      return { ...record, etag: String(version) };
-    });
+    return this.exec(
+      'putCase',
+      () => {
+        const { version, groups } = this.putTx(record, sightings, expectedEtag, outbox);
+        // Written inside a transaction (a group or a unit of work) that undoes this if it rolls back.
+        const previous = this.index.replace(
+          record.tenantId,
+          record.caseId,
+          groups.filter((g) => g.at >= this.horizon),
+        );
+        this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
+        return { ...record, etag: String(version) };
+      },
+      true,
+    );
   }
 
   /** @inheritdoc */
@@ -736,17 +792,17 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }> {
     // IMMEDIATE: take the write lock before reading, so two processes cannot both see "free".
-    return this.exec('acquireLease', () => this.leaseTx.immediate(lease, now));
+    return this.exec('acquireLease', () => this.leaseTx.immediate(lease, now), true);
   }
 
   /** @inheritdoc */
   async releaseLease(tenantId: string, caseId: string, owner: string): Promise<void> {
-    await this.exec('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner));
+    await this.exec('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner), true);
   }
 
   /** @inheritdoc */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
-    return this.exec('enqueueNotification', () => this.enqueueTx(n));
+    return this.exec('enqueueNotification', () => this.enqueueTx(n), true);
   }
 
   /** Updates status and attempts; `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
@@ -755,8 +811,10 @@ export class SqliteStore implements Store {
     key: string,
     update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
   ): Promise<void> {
-    const r = await this.exec('markNotification', () =>
-      this.stmt.markNotification.run(update.status, update.attempts, update.sentAt ?? null, update.lastError ?? null, tenantId, key),
+    const r = await this.exec(
+      'markNotification',
+      () => this.stmt.markNotification.run(update.status, update.attempts, update.sentAt ?? null, update.lastError ?? null, tenantId, key),
+      true,
     );
     if (r.changes === 0) this.log.warn('store.notification.unknown', { tenantId, key });
   }
@@ -797,18 +855,21 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async park(item: ParkedItem): Promise<void> {
-    await this.exec('park', () =>
-      this.stmt.park.run(
-        item.id,
-        item.tenantId ?? null,
-        item.source,
-        item.reason,
-        item.errorName,
-        JSON.stringify(item.issues),
-        item.body,
-        item.parkedAt,
-        item.replayedAt ?? null,
-      ),
+    await this.exec(
+      'park',
+      () =>
+        this.stmt.park.run(
+          item.id,
+          item.tenantId ?? null,
+          item.source,
+          item.reason,
+          item.errorName,
+          JSON.stringify(item.issues),
+          item.body,
+          item.parkedAt,
+          item.replayedAt ?? null,
+        ),
+      true,
     );
   }
 
@@ -835,12 +896,15 @@ export class SqliteStore implements Store {
 
   /** Sets `replayedAt`; an unknown id changes nothing. */
   async markParkedReplayed(id: string, at: string): Promise<void> {
-    const r = await this.exec('markParkedReplayed', () => this.stmt.markParked.run(at, id));
+    const r = await this.exec('markParkedReplayed', () => this.stmt.markParked.run(at, id), true);
     if (r.changes === 0) this.log.warn('store.parked.unknown', { parkedId: id });
   }
 
   /** Closes the database (idempotent). Further calls fail with StoreUnavailableError. */
   async close(): Promise<void> {
+    if (this.closed) return;
+    // Let an open group commit first: its callers are waiting for it.
+    if (this.group) await this.group.done.catch(() => undefined);
     if (this.closed) return;
     this.closed = true;
     this.db.close();

@@ -32,6 +32,22 @@ describe('store selection from the environment', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
+  it('sizes the SQLite correlation index from SQLITE_INDEX_DAYS, and names the setting when it is not a positive number', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'triage-factory-'));
+    const file = join(dir, 'triage.db');
+
+    const store = await openStoreFromEnv({ SQLITE_FILE: file, SQLITE_INDEX_DAYS: '2' }, silentLogger);
+    const horizon = (store as SqliteStore).indexStats.horizon;
+    await store.close();
+    const refused = await openStoreFromEnv({ SQLITE_FILE: file, SQLITE_INDEX_DAYS: 'a week' }, silentLogger).catch((err: unknown) => err);
+
+    expect(Date.now() - Date.parse(horizon)).toBeGreaterThan(2 * 86_400_000 - 60_000);
+    expect(Date.now() - Date.parse(horizon)).toBeLessThan(2 * 86_400_000 + 60_000);
+    expect(refused).toBeInstanceOf(ConfigError);
+    expect((refused as ConfigError).setting).toBe('SQLITE_INDEX_DAYS');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
   it('names STORE when it is neither sqlite nor cosmos', () => {
     expect(configErrorOf(() => storeKindFromEnv({ STORE: 'postgres' })).setting).toBe('STORE');
   });

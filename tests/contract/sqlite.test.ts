@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConfigError, StoreUnavailableError } from '../../shared/errors';
+import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../../shared/errors';
 import { MIGRATIONS, type Migration, migrate, openSqliteStore } from '../../shared/store/sqlite';
 import { caseRecord, notification, sighting } from './fixtures';
 import { describeStoreContract } from './store.contract';
@@ -333,6 +333,75 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     expect(revised?.revision).toBe(2);
     expect(afterRevision.sightings.map((s) => s.entityKey)).toEqual(['host:web02']);
     expect((await store.listNotifications({ caseId: 'c1' }))[0]?.payload).toBe('inline report');
+    await store.close();
+  });
+});
+
+describe('SQLite group commit (concurrent deliveries share one commit)', () => {
+  /** The store's connection, to count its commits and to make one fail. */
+  const connection = (store: unknown) => (store as { db: Database.Database }).db;
+  const at = '2024-05-01T10:00:00.000Z';
+  const window = { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z' };
+
+  it('commits concurrent writes together, once, and answers each after that commit', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+    const db = connection(store);
+    const exec = db.exec.bind(db);
+    let commits = 0;
+    db.exec = (sql: string) => {
+      if (sql === 'COMMIT') commits++;
+      return exec(sql);
+    };
+
+    const writes = Array.from({ length: 10 }, (_, i) =>
+      store.putCase(caseRecord('t', `c${i}`), [sighting('t', `c${i}`, 'host:vpn01', at)], undefined),
+    );
+    const inFlight = db.inTransaction;
+    await Promise.all(writes);
+
+    expect(inFlight).toBe(true);
+    expect(commits).toBe(1);
+    expect(db.inTransaction).toBe(false);
+    expect((await store.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 51 })).sightings).toHaveLength(10);
+    await store.close();
+  });
+
+  it('fails every write and read of a group whose commit fails, and keeps none of its writes', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+    const db = connection(store);
+    db.exec(`CREATE TABLE parent (id INTEGER PRIMARY KEY);
+             CREATE TABLE child (parent_id INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED);`);
+
+    const first = store.putCase(caseRecord('t', 'c1'), [sighting('t', 'c1', 'host:vpn01', at)], undefined);
+    db.exec('INSERT INTO child VALUES (42)'); // inside the open group: its COMMIT will fail
+    const second = store.putCase(caseRecord('t', 'c2'), [sighting('t', 'c2', 'host:vpn01', at)], undefined);
+    const read = store.getCase('t', 'c1');
+
+    await expect(first).rejects.toThrow(/FOREIGN KEY/);
+    await expect(second).rejects.toThrow(/FOREIGN KEY/);
+    await expect(read).rejects.toThrow(/FOREIGN KEY/);
+    expect(await store.getCase('t', 'c1')).toBeUndefined();
+    expect(await store.getCase('t', 'c2')).toBeUndefined();
+    expect(await store.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 51 })).toEqual({
+      sightings: [],
+      saturated: [],
+    });
+    await store.close();
+  });
+
+  it('lets a conflicting write fail alone while the rest of its group commits', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+
+    const results = await Promise.allSettled([
+      store.putCase(caseRecord('t', 'same'), [], undefined),
+      store.putCase(caseRecord('t', 'same', { fingerprint: 'other' }), [], undefined),
+      store.putCase(caseRecord('t', 'different'), [], undefined),
+    ]);
+
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ConcurrencyConflictError);
+    expect((await store.getCase('t', 'same'))?.fingerprint).toBe('fp-same-1');
+    expect(await store.getCase('t', 'different')).toBeDefined();
     await store.close();
   });
 });
