@@ -7,13 +7,15 @@
  *   same index serves getCase and findCase. `version` is the row version the etag is made of
  *   (`String(version)`): every write bumps it; an update applies only when the version read before
  *   still matches. `doc` holds `{ case, result }` as JSON, serialised once per write.
- *   `sighting_seqs` lists the case's rows in `sighting_log`, so a re-put deletes them by rowid.
+ *   `sighting_seqs` lists the case's rows in `sighting_log`, so a re-put marks them superseded by rowid.
  * - `case_revisions`: append-only log of superseded revisions: an update first copies the row it
  *   replaces (inside SQLite, no re-serialisation), so `case_revisions` + `cases` is the audit trail of
  *   how a case's verdict changed. A new case writes nothing here (most cases never get a second
  *   revision), so the hot path pays for history only when there is history. `keepRevisions: false` turns it off.
- * - `sighting_log` (since v2): the durable side of the correlation index, append-only (AUTOINCREMENT
- *   `seq`): one row per (case, instant) holding its entity keys and verdict. The index itself lives in
+ * - `sighting_log` (since v2): the durable side of the correlation index, append-only: one row per
+ *   (case, instant) holding its entity keys and verdict. Rows are never deleted (a re-put marks the
+ *   case's old rows dead, `groups = 'null'`), so `seq` (the rowid) only grows without AUTOINCREMENT's
+ *   extra page write per commit, and readers can catch up by seq. The index itself lives in
  *   memory (SightingIndex), read back from the log when the store opens and kept current by this
  *   store's own writes and, when another connection committed (`PRAGMA data_version` changed), by
  *   reading the log rows after the last `seq` seen. v1 kept a key-ordered WITHOUT ROWID table instead;
@@ -154,11 +156,11 @@ export const MIGRATIONS: readonly Migration[] = [
     up: (db) => {
       db.exec(`
         CREATE TABLE sighting_log (
-          seq         INTEGER PRIMARY KEY AUTOINCREMENT, -- never reused: readers catch up by seq
+          seq         INTEGER PRIMARY KEY, -- only grows (rows are never deleted): readers catch up by seq
           tenant_id   TEXT NOT NULL,
           case_id     TEXT NOT NULL,
           detected_at TEXT NOT NULL, -- canonical instant
-          groups      TEXT NOT NULL  -- JSON [[phases, playbook, severity, [entity keys]], …]; [] = the case has none
+          groups      TEXT NOT NULL  -- JSON [[phases, playbook, severity, [entity keys]], …]; [] = the case has none; null = superseded
         );
         CREATE INDEX sighting_log_by_time ON sighting_log (tenant_id, detected_at);
         INSERT INTO sighting_log (tenant_id, case_id, detected_at, groups)
@@ -301,7 +303,9 @@ function sharedPhases(phases: readonly KillChainPhase[]): readonly KillChainPhas
 /** Reads one log row's groups (all at the row's instant). */
 function groupsOf(row: LogRow): SightingGroup[] {
   const at = row[3];
-  return (JSON.parse(row[4]) as StoredGroup[]).map(([phases, playbook, severity, keys]) => ({
+  const stored = JSON.parse(row[4]) as StoredGroup[] | null; // null: superseded by a later put of the case
+  if (stored === null) return [];
+  return stored.map(([phases, playbook, severity, keys]) => ({
     at,
     phases: sharedPhases(phases),
     playbook,
@@ -490,7 +494,7 @@ export class SqliteStore implements Store {
         } else {
           version = 1;
         }
-        for (const seq of previousSeqs) s.deleteLog.run(seq);
+        for (const seq of previousSeqs) s.supersedeLog.run(seq);
         // One append-only log row per instant (in the pipeline: one per case). A re-put that leaves a
         // case with no sightings still writes one empty row, so other connections drop the old ones.
         const byAt = new Map<string, StoredGroup[]>();
@@ -934,7 +938,7 @@ function prepareStatements(db: Database.Database) {
       `INSERT INTO case_revisions (tenant_id, case_id, revision, revision_key, fingerprint, state, doc, stored_at, report_id)
        SELECT tenant_id, case_id, revision, revision_key, fingerprint, state, doc, updated_at, report_id FROM cases WHERE case_id = ? AND tenant_id = ?`,
     ),
-    deleteLog: db.prepare<[number]>('DELETE FROM sighting_log WHERE seq = ?'),
+    supersedeLog: db.prepare<[number]>("UPDATE sighting_log SET groups = 'null' WHERE seq = ?"),
     appendLog: db.prepare<[string, string, string, string]>(
       'INSERT INTO sighting_log (tenant_id, case_id, detected_at, groups) VALUES (?, ?, ?, ?)',
     ),
