@@ -296,15 +296,17 @@ export class SightingIndex {
  * primary key did. `canonical` turns an ISO time into the canonical instant.
  */
 export function groupSightings(sightings: readonly EntitySighting[], canonical: (iso: string) => string): SightingGroup[] {
-  const last = new Map<string, EntitySighting>();
+  const last = new Map<string, { readonly s: EntitySighting; readonly at: string }>();
   for (const s of sightings) {
-    const id = `${s.entityKey}\u0000${canonical(s.detectedAt)}`;
+    // The instant is kept as its own (flat) string: slicing it back out of the map key would give
+    // a sliced string, measurably slower to compare in every later lookup.
+    const at = canonical(s.detectedAt);
+    const id = `${s.entityKey}\u0000${at}`;
     last.delete(id); // re-inserting keeps the last writer's position too
-    last.set(id, s);
+    last.set(id, { s, at });
   }
   const groups = new Map<string, { at: string; phases: readonly KillChainPhase[]; playbook: string; severity: Severity; keys: string[] }>();
-  for (const [id, s] of last) {
-    const at = id.slice(id.indexOf('\u0000') + 1);
+  for (const { s, at } of last.values()) {
     const g = `${at}\u0000${s.phases.join(',')}\u0000${s.playbook}\u0000${s.severity}`;
     const group = groups.get(g);
     if (group) group.keys.push(s.entityKey);

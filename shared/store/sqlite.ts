@@ -656,7 +656,9 @@ export class SqliteStore implements Store {
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
         for (const u of group.undo.reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
-        settle(err);
+        // Every statement of the group succeeded; only making them durable failed: to each caller
+        // that is "not stored, try again", whatever SQLite's reason.
+        settle(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('sqlite group commit failed', { cause: err }));
       }
     });
   }

@@ -377,9 +377,11 @@ describe('SQLite group commit (concurrent deliveries share one commit)', () => {
     const second = store.putCase(caseRecord('t', 'c2'), [sighting('t', 'c2', 'host:vpn01', at)], undefined);
     const read = store.getCase('t', 'c1');
 
-    await expect(first).rejects.toThrow(/FOREIGN KEY/);
-    await expect(second).rejects.toThrow(/FOREIGN KEY/);
-    await expect(read).rejects.toThrow(/FOREIGN KEY/);
+    const outcomes = await Promise.allSettled([first, second, read]);
+
+    expect(outcomes.map((o) => o.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const o of outcomes) expect((o as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError);
+    expect(((outcomes[0] as PromiseRejectedResult).reason as Error).cause).toMatchObject({ code: 'SQLITE_CONSTRAINT_FOREIGNKEY' });
     expect(await store.getCase('t', 'c1')).toBeUndefined();
     expect(await store.getCase('t', 'c2')).toBeUndefined();
     expect(await store.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 51 })).toEqual({
