@@ -13,7 +13,7 @@ import { unauthorizedAccess } from './unauthorized-access';
 /** Re-exports: the registry module is the one entry point other layers import. */
 export type { EvidenceQuery, EvidenceQueryId } from './evidence';
 export { EVIDENCE_QUERIES, EVIDENCE_QUERY_IDS } from './evidence';
-export { clean, localTime, renderFirstReport, selectEvidence } from './report';
+export { clean, cleanJoin, localTime, renderFirstReport, selectEvidence } from './report';
 export type {
   BaseSeverity,
   EvidenceCondition,

@@ -7,10 +7,18 @@
  * Plain text. Attacker-controlled strings (titles, command lines, user names) are
  * made single-line and bounded here; channels still escape for their format.
  */
+import { parseInstant, utcFields } from '../shared/correlation/instant';
 import type { Case, Severity } from '../shared/model/domain';
 import { zoneOffsetMs } from '../shared/notify/hours';
 import { EVIDENCE_QUERIES, type EvidenceQuery } from './evidence';
-import type { EvidenceCondition, EvidenceStep, Playbook, PlaybookContext, ReportContext } from './types';
+import {
+  EVIDENCE_CONDITIONS,
+  type EvidenceCondition,
+  type EvidenceStep,
+  type Playbook,
+  type PlaybookContext,
+  type ReportContext,
+} from './types';
 
 /** Longest attacker-controlled value rendered (command lines can be kilobytes of base64). */
 export const MAX_VALUE_CHARS = 300;
@@ -32,6 +40,19 @@ export function clean(value: string, max = MAX_VALUE_CHARS): string {
     return `\\x${ch.charCodeAt(0).toString(16).padStart(2, '0')}`;
   });
   return s.length > max ? `${s.slice(0, max)}… (${s.length} chars)` : s;
+}
+
+/**
+ * `values.map((v) => clean(v, max)).join(separator)`, with one scan of the joined text
+ * instead of one per value when nothing needs cleaning (the usual case; a report lists
+ * up to a few hundred related case ids). `separator` must be clean itself.
+ */
+export function cleanJoin(values: readonly string[], max: number, separator: string): string {
+  let fits = true;
+  for (const v of values) if (v.length > max) fits = false;
+  const joined = fits ? values.join(separator) : '';
+  if (fits && !HAS_CONTROL_RE.test(joined)) return joined;
+  return values.map((v) => clean(v, max)).join(separator);
 }
 
 function holds(when: EvidenceCondition, ctx: PlaybookContext): boolean {
@@ -74,14 +95,14 @@ const two = (n: number): string => (n < 10 ? `0${n}` : String(n));
 
 /**
  * `YYYY-MM-DD HH:MM Zone` in the tenant's zone. Built from the cached zone offset
- * (`zoneOffsetMs`): Intl formatting costs about a microsecond per call and this runs
- * twice per case.
+ * (`zoneOffsetMs`) and calendar arithmetic: Intl formatting costs about a microsecond per
+ * call, and a Date with five getters most of one, and this runs twice per case.
  */
 export function localTime(iso: string, timeZone: string): string {
-  const t = Date.parse(iso);
+  const t = parseInstant(iso);
   if (!Number.isFinite(t)) return 'unknown time';
-  const d = new Date(t + zoneOffsetMs(t, timeZone));
-  return `${d.getUTCFullYear()}-${two(d.getUTCMonth() + 1)}-${two(d.getUTCDate())} ${two(d.getUTCHours())}:${two(d.getUTCMinutes())} ${timeZone}`;
+  const d = utcFields(t + zoneOffsetMs(t, timeZone));
+  return `${d.year}-${two(d.month)}-${two(d.day)} ${two(d.hour)}:${two(d.minute)} ${timeZone}`;
 }
 
 function upper(s: Severity): string {
@@ -89,37 +110,86 @@ function upper(s: Severity): string {
 }
 
 /** Distinct values of `pick` over the alerts, in first-seen order. */
-function distinct(alerts: Case['alerts'], pick: (a: Case['alerts'][number]) => readonly string[]): string[] {
+function distinct(alerts: Case['alerts'], pick: (a: Case['alerts'][number]) => readonly string[]): readonly string[] {
+  const only = alerts.length === 1 ? alerts[0] : undefined;
+  // One alert with a short list (the usual case): the list itself when it has no repeats, no Set.
+  if (only !== undefined) {
+    const values = pick(only);
+    if (values.length <= 1 || (values.length <= 8 && values.every((v, i) => values.indexOf(v) === i))) return values;
+  }
   const seen = new Set<string>();
   for (const a of alerts) for (const v of pick(a)) seen.add(v);
   return [...seen];
 }
 
-function entityLines(ctx: PlaybookContext): string[] {
-  const out: string[] = [];
+/** Appends the entity section's lines to `lines`. */
+function pushEntityLines(lines: string[], ctx: PlaybookContext): void {
+  const before = lines.length;
   for (const f of ctx.facts.entities) {
     const e = f.entity;
-    const tags: string[] = [];
-    if (f.scope) tags.push(f.scope);
-    if (f.maintenance) tags.push('maintenance terminal');
-    if (f.dmzManagement) tags.push('DMZ management device');
-    if (f.indicator)
-      tags.push(`listed: ${clean(f.indicator.source, 60)}${f.indicator.category ? ` ${clean(f.indicator.category, 60)}` : ''}`);
-    const suffix = tags.length > 0 ? ` (${tags.join('; ')})` : '';
     // Process entities are shown by their command lines below.
-    if (e.kind !== 'process') out.push(`  ${e.kind}: ${clean(e.label, 160)}${suffix}`);
+    if (e.kind === 'process') continue;
+    // Tags joined by hand: no array per entity on this per-case path.
+    let tags = f.scope ?? '';
+    if (f.maintenance) tags = tags ? `${tags}; maintenance terminal` : 'maintenance terminal';
+    if (f.dmzManagement) tags = tags ? `${tags}; DMZ management device` : 'DMZ management device';
+    if (f.indicator) {
+      const listed = `listed: ${clean(f.indicator.source, 60)}${f.indicator.category ? ` ${clean(f.indicator.category, 60)}` : ''}`;
+      tags = tags ? `${tags}; ${listed}` : listed;
+    }
+    lines.push(`  ${e.kind}: ${clean(e.label, 160)}${tags ? ` (${tags})` : ''}`);
   }
-  for (const cl of ctx.facts.commandLines) out.push(`  command line: ${clean(cl)}`);
-  return out.length > 0 ? out : ['  (no entities in the alert)'];
+  for (const cl of ctx.facts.commandLines) lines.push(`  command line: ${clean(cl)}`);
+  if (lines.length === before) lines.push('  (no entities in the alert)');
 }
 
 function ruleLine(ctx: PlaybookContext): string {
   const names = distinct(ctx.case.alerts, (a) => (a.ruleNames.length > 0 ? a.ruleNames : [a.name]));
   const rc = ctx.classification.ruleCode;
   // Name the rule code unless the rule name already starts with it ("K4-1 Brute force …").
-  const code = rc && !names.some((n) => n.toLowerCase().includes(rc.toLowerCase())) ? `${clean(rc, 80)}: ` : '';
-  const shown = names.slice(0, 3).map((n) => clean(n, 160));
-  return `${code}${shown.join(' | ') || '(unnamed rule)'}${names.length > 3 ? ` (+${names.length - 3} more)` : ''}`;
+  const rcLower = rc?.toLowerCase();
+  const code = rc && rcLower !== undefined && !names.some((n) => n.toLowerCase().includes(rcLower)) ? `${clean(rc, 80)}: ` : '';
+  const shown = cleanJoin(names.length > 3 ? names.slice(0, 3) : names, 160, ' | ');
+  return `${code}${shown || '(unnamed rule)'}${names.length > 3 ? ` (+${names.length - 3} more)` : ''}`;
+}
+
+/**
+ * The report's fixed closing sections (next checks, limits, then a blank line) as one block
+ * of lines, built once per playbook and combination of evidence conditions: it is the same
+ * text for every case that meets the same conditions.
+ */
+const closingBlocks = new WeakMap<Playbook, Map<number, string>>();
+
+function checksAndLimits(pb: Playbook, ctx: PlaybookContext): string {
+  let key = 0;
+  for (let i = 0; i < EVIDENCE_CONDITIONS.length; i++) {
+    const when = EVIDENCE_CONDITIONS[i];
+    if (when !== undefined && holds(when, ctx)) key |= 1 << i;
+  }
+  let blocks = closingBlocks.get(pb);
+  if (!blocks) {
+    blocks = new Map();
+    closingBlocks.set(pb, blocks);
+  }
+  let block = blocks.get(key);
+  if (block === undefined) {
+    const lines: string[] = [];
+    const checks = selectEvidence(pb.evidence, ctx);
+    if (checks.length > 0) {
+      lines.push('');
+      lines.push('Next checks (evidence queries)');
+      for (const q of checks) lines.push(`  - ${q.id}: ${q.description} [${q.source}]`);
+    }
+    if (pb.limits.length > 0) {
+      lines.push('');
+      lines.push('Limits');
+      for (const l of pb.limits) lines.push(`  - ${l}`);
+    }
+    lines.push('');
+    block = lines.join('\n');
+    blocks.set(key, block);
+  }
+  return block;
 }
 
 /** Renders the first report of a case with a playbook's questions, notes, checks and limits. */
@@ -139,11 +209,11 @@ export function renderFirstReport(pb: Playbook, ctx: ReportContext): string {
   const tactics = distinct(c.alerts, (a) => a.tactics);
   const techniques = distinct(c.alerts, (a) => a.techniques);
   if (tactics.length + techniques.length > 0) {
-    lines.push(`  ATT&CK: ${[...tactics, ...techniques].map((t) => clean(t, 40)).join(', ')}`);
+    lines.push(`  ATT&CK: ${cleanJoin(techniques.length > 0 ? tactics.concat(techniques) : tactics, 40, ', ')}`);
   }
   lines.push('');
   lines.push('Entities');
-  lines.push(...entityLines(ctx));
+  pushEntityLines(lines, ctx);
   lines.push('');
   lines.push(`Why ${upper(ctx.severity)}`);
   for (const r of ctx.reasons) {
@@ -154,9 +224,7 @@ export function renderFirstReport(pb: Playbook, ctx: ReportContext): string {
   const v = ctx.verdict;
   lines.push('Kill chain');
   lines.push(`  Phases: ${v.phases.length > 0 ? v.phases.join(' → ') : 'none identified'}; stage: ${v.stage ?? 'unknown'}`);
-  lines.push(
-    `  Related cases: ${v.relatedCaseIds.length > 0 ? v.relatedCaseIds.map((id) => clean(id, 120)).join(', ') : 'none in the window'}`,
-  );
+  lines.push(`  Related cases: ${v.relatedCaseIds.length > 0 ? cleanJoin(v.relatedCaseIds, 120, ', ') : 'none in the window'}`);
   if (v.multiStage) lines.push('  Multi-stage attack suspected');
   if (v.detail) lines.push(`  ${clean(v.detail, 400)}`);
   for (const i of v.ignoredEntities) lines.push(`  Not correlated: ${clean(i.key, 160)}: ${clean(i.why, 200)}`);
@@ -175,18 +243,7 @@ export function renderFirstReport(pb: Playbook, ctx: ReportContext): string {
   pb.confirm(ctx).forEach((q, i) => {
     lines.push(`  ${i + 1}. ${q}`);
   });
-  const checks = selectEvidence(pb.evidence, ctx);
-  if (checks.length > 0) {
-    lines.push('');
-    lines.push('Next checks (evidence queries)');
-    for (const q of checks) lines.push(`  - ${q.id}: ${q.description} [${q.source}]`);
-  }
-  if (pb.limits.length > 0) {
-    lines.push('');
-    lines.push('Limits');
-    for (const l of pb.limits) lines.push(`  - ${l}`);
-  }
-  lines.push('');
+  lines.push(checksAndLimits(pb, ctx));
   lines.push(`First report due by ${ctx.notifyBy} (${localTime(ctx.notifyBy, tz)}).`);
   if (ctx.lateByMs !== undefined && ctx.lateByMs > 0) {
     lines.push(`Late: built ${Math.ceil(ctx.lateByMs / 60000)} min after the first-report deadline.`);

@@ -59,6 +59,83 @@ export interface ParsedIp {
   readonly addr: ipaddr.IPv4 | ipaddr.IPv6;
   /** ipaddr.js range name (`private`, `loopback`, `unicast`, …). */
   readonly range: string;
+  /** An IPv4 address as an unsigned 32-bit number (for CIDR matching by arithmetic); undefined for IPv6. */
+  readonly v4: number | undefined;
+}
+
+/** An IPv4 address's octets as an unsigned 32-bit number. */
+function v4Number(octets: readonly number[]): number {
+  return (((octets[0] ?? 0) << 24) | ((octets[1] ?? 0) << 16) | ((octets[2] ?? 0) << 8) | (octets[3] ?? 0)) >>> 0;
+}
+
+/** Whether IPv4 number `n` is inside the block `net`/`bits` (a shift by 32 is a shift by 0 in JS, hence /0 apart). */
+function inV4Block(n: number, net: number, bits: number): boolean {
+  return bits === 0 || (n ^ net) >>> (32 - bits) === 0;
+}
+
+interface V4Range {
+  readonly name: string;
+  readonly net: number;
+  readonly bits: number;
+}
+
+/**
+ * ipaddr.js's own IPv4 special ranges (what `IPv4#range()` matches against), as numbers, in the
+ * order `range()` tries them (first match wins). Read from ipaddr.js rather than copied, so the
+ * names stay whatever the installed version says; undefined if its table is not the expected
+ * shape, and `range()` is asked instead.
+ */
+const V4_SPECIAL_RANGES: readonly V4Range[] | undefined = (() => {
+  const table = (ipaddr.IPv4.prototype as unknown as { SpecialRanges?: unknown }).SpecialRanges;
+  if (typeof table !== 'object' || table === null) return undefined;
+  const out: V4Range[] = [];
+  for (const [name, value] of Object.entries(table)) {
+    if (!Array.isArray(value)) return undefined;
+    // A single [address, bits] pair or a list of them (as ipaddr.subnetMatch accepts).
+    const subnets: unknown[] = value[0] !== undefined && !Array.isArray(value[0]) ? [value] : value;
+    for (const subnet of subnets) {
+      if (!Array.isArray(subnet)) return undefined;
+      const [net, bits] = subnet;
+      if (!(net instanceof ipaddr.IPv4) || typeof bits !== 'number') return undefined;
+      out.push({ name, net: v4Number(net.toByteArray()), bits });
+    }
+  }
+  return out;
+})();
+
+/**
+ * The ipaddr.js range name of an IPv4 address (`private`, `loopback`, …, `unicast`): `IPv4#range()`
+ * by arithmetic, ≈ 20× cheaper, and parseIp runs for every new address of every case.
+ */
+function v4RangeOf(n: number, addr: ipaddr.IPv4): string {
+  if (V4_SPECIAL_RANGES === undefined) return addr.range();
+  for (const r of V4_SPECIAL_RANGES) if (inV4Block(n, r.net, r.bits)) return r.name;
+  return 'unicast';
+}
+
+/** The octets of a canonical dotted quad (`canonicalIp` output for IPv4: digits and dots only). */
+function dottedOctets(canon: string): number[] {
+  const octets = [0, 0, 0, 0];
+  let i = 0;
+  for (let k = 0; k < canon.length; k++) {
+    const ch = canon.charCodeAt(k);
+    if (ch === 46 /* . */) i++;
+    else octets[i] = (octets[i] ?? 0) * 10 + (ch - 48);
+  }
+  return octets;
+}
+
+/** Parses the canonical text of an IP (`canonicalIp` output). */
+function parseCanonical(canon: string): ParsedIp {
+  if (!canon.includes(':')) {
+    // IPv4: built from its octets, not through ipaddr.parse (which tries IPv6 grammar first, ≈ 1.5 µs).
+    const octets = dottedOctets(canon);
+    const addr = new ipaddr.IPv4(octets);
+    const v4 = v4Number(octets);
+    return { canon, addr, range: v4RangeOf(v4, addr), v4 };
+  }
+  const addr = ipaddr.parse(canon);
+  return { canon, addr, range: addr.range(), v4: undefined };
 }
 
 /** Bound of the parse memo: recurring addresses (scanners, gateways) hit it; a flood of unique ones just resets it. */
@@ -70,11 +147,7 @@ export function parseIp(text: string): ParsedIp | undefined {
   const hit = memo.get(text);
   if (hit !== undefined) return hit ?? undefined;
   const canon = canonicalIp(text);
-  let parsed: ParsedIp | null = null;
-  if (canon) {
-    const addr = ipaddr.parse(canon);
-    parsed = { canon, addr, range: addr.range() };
-  }
+  const parsed: ParsedIp | null = canon ? parseCanonical(canon) : null;
   if (memo.size >= MEMO_LIMIT) memo.clear();
   memo.set(text, parsed);
   return parsed ?? undefined;
@@ -89,6 +162,11 @@ export function parseIp(text: string): ParsedIp | undefined {
 export class NetworkMatcher {
   private readonly ips = new Set<string>();
   private readonly cidrs: Cidr[] = [];
+  /**
+   * The IPv4 blocks of `cidrs` again as [network number, prefix length]: triage checks every IP
+   * against five lists per case, and arithmetic is ~20× cheaper than ipaddr.js's octet-wise match.
+   */
+  private readonly v4Cidrs: (readonly [number, number])[] = [];
   private readonly hosts = new Set<string>();
 
   /** Compiles the list; invalid entries are ignored (policy validation reports them). */
@@ -100,7 +178,10 @@ export class NetworkMatcher {
         continue;
       }
       try {
-        this.cidrs.push(ipaddr.parseCIDR(e.trim()));
+        const cidr = ipaddr.parseCIDR(e.trim());
+        this.cidrs.push(cidr);
+        const [net, bits] = cidr;
+        if (net.kind() === 'ipv4') this.v4Cidrs.push([v4Number(net.toByteArray()), bits]);
         continue;
       } catch {
         // not a CIDR: a host name
@@ -122,15 +203,21 @@ export class NetworkMatcher {
   /** Matches a parsed IP. */
   matchesIp(ip: ParsedIp): boolean {
     if (this.ips.has(ip.canon)) return true;
-    const kind = ip.addr.kind();
-    for (const [net, bits] of this.cidrs) if (net.kind() === kind && ip.addr.match(net, bits)) return true;
+    const v4 = ip.v4;
+    if (v4 !== undefined) {
+      for (const [net, bits] of this.v4Cidrs) if (inV4Block(v4, net, bits)) return true;
+      return false;
+    }
+    for (const [net, bits] of this.cidrs) if (net.kind() === 'ipv6' && ip.addr.match(net, bits)) return true;
     return false;
   }
 
   /** Matches a host name, short or fully qualified. */
   matchesHost(host: string): boolean {
     if (this.hosts.size === 0) return false;
-    const h = host.trim().toLowerCase().replace(/\.$/, '');
+    const lower = host.trim().toLowerCase();
+    // Drops one trailing dot (`/\.$/` without a regex: this runs for every host key of every case).
+    const h = lower.endsWith('.') ? lower.slice(0, -1) : lower;
     if (this.hosts.has(h)) return true;
     const dot = h.indexOf('.');
     return dot > 0 && this.hosts.has(h.slice(0, dot));

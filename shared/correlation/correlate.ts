@@ -34,17 +34,25 @@
 import { type Case, KILL_CHAIN_PHASES, type KillChainPhase, type KillChainVerdict } from '../model/domain';
 import type { CorrelationPlan } from '../pipeline/brain';
 import type { EntitySighting } from '../store/port';
+import { parseInstant } from './instant';
 import { alertPhaseMask, highestPhase, type KillChainMapping, lowestPhase, maskOf, phaseCount, phasesOfMask } from './killchain';
 import type { CorrelationSettings } from './plan';
 
-interface Related {
-  readonly t: number;
-  mask: number;
+/**
+ * Related cases are "slots": an index into two arrays (detectedAt, phase mask) rather than
+ * one small object (and a boxed detectedAt) per store row, so the row loop allocates only
+ * map entries and array growth.
+ */
+interface Slots {
+  /** detectedAt in ms (a plain array of numbers: V8 keeps it unboxed). */
+  readonly t: number[];
+  readonly mask: number[];
 }
 
 interface EntityGroup {
   readonly key: string;
-  readonly related: Map<string, Related>;
+  /** Related case id → slot. May be the per-key index itself (one linking key), so read only. */
+  readonly related: ReadonlyMap<string, number>;
   chainMask: number;
   distinct: boolean;
   progression?: { earlierCase: string; earlierMask: number; laterCase: string; laterMask: number };
@@ -58,8 +66,7 @@ const MAX_LISTED_CASES = 10;
  */
 export function isProgression(tA: number, maskA: number, tB: number, maskB: number): boolean {
   if (tA === tB || maskA === 0 || maskB === 0) return false;
-  const [earlier, later] = tA < tB ? [maskA, maskB] : [maskB, maskA];
-  return highestPhase(later) > lowestPhase(earlier);
+  return tA < tB ? highestPhase(maskB) > lowestPhase(maskA) : highestPhase(maskA) > lowestPhase(maskB);
 }
 
 /** Progression among the alerts of one case (an incident that already spans phases). */
@@ -101,6 +108,12 @@ function phaseName(i: number): string {
  * The kill-chain verdict of a case. `sightings` are the store rows for the plan's
  * keys within detectedAt ± window (rows of this case, rows outside the window and
  * rows for keys not in the plan are ignored defensively).
+ *
+ * Runs once per case over every returned row (≈ 50–150), so the row loop does the
+ * least per row: timestamps through `parseInstant`, the key's map looked up only when
+ * the key changes (the store returns rows grouped by key), related cases kept as slots
+ * (see `Slots`), and an entity with one linking key reuses that key's map instead of
+ * copying it.
  */
 export function correlateCase(
   c: Case,
@@ -110,25 +123,42 @@ export function correlateCase(
   mapping: KillChainMapping,
   saturated: readonly string[] = [],
 ): KillChainVerdict {
-  const saturatedKeys = new Set(saturated);
-  const t0 = Date.parse(c.detectedAt);
+  const t0 = parseInstant(c.detectedAt);
   const selfMask = maskOf(plan.phases);
   const planKeys = new Set(plan.keys);
+  const caseId = c.caseId;
+  const windowMs = plan.windowMs;
+  const slots: Slots = { t: [], mask: [] };
 
-  // key → caseId → related case (phases of one case merged across its rows).
-  const byKey = new Map<string, Map<string, Related>>();
+  // key → caseId → slot of that related case on that key (phases merged across its rows).
+  const byKey = new Map<string, Map<string, number>>();
+  let lastKey: string | undefined;
+  let cases: Map<string, number> | undefined;
   for (const s of sightings) {
-    if (s.caseId === c.caseId || !planKeys.has(s.entityKey)) continue;
-    const t = Date.parse(s.detectedAt);
-    if (!(Math.abs(t - t0) <= plan.windowMs)) continue;
-    let cases = byKey.get(s.entityKey);
-    if (!cases) {
-      cases = new Map();
-      byKey.set(s.entityKey, cases);
+    if (s.caseId === caseId) continue;
+    const key = s.entityKey;
+    if (key !== lastKey) {
+      lastKey = key;
+      cases = undefined;
+      if (planKeys.has(key)) {
+        cases = byKey.get(key);
+        if (cases === undefined) {
+          cases = new Map();
+          byKey.set(key, cases);
+        }
+      }
     }
-    const prev = cases.get(s.caseId);
-    if (prev) prev.mask |= maskOf(s.phases);
-    else cases.set(s.caseId, { t, mask: maskOf(s.phases) });
+    if (cases === undefined) continue; // a key not in the plan
+    const t = parseInstant(s.detectedAt);
+    if (!(Math.abs(t - t0) <= windowMs)) continue;
+    const slot = cases.get(s.caseId);
+    if (slot !== undefined) {
+      slots.mask[slot] = (slots.mask[slot] ?? 0) | maskOf(s.phases);
+    } else {
+      cases.set(s.caseId, slots.t.length);
+      slots.t.push(t);
+      slots.mask.push(maskOf(s.phases));
+    }
   }
 
   const ignoredEntities: { key: string; why: string }[] = [...plan.ignored];
@@ -137,9 +167,12 @@ export function correlateCase(
   for (const e of c.entities) {
     if (seenEntityKeys.has(e.key)) continue;
     seenEntityKeys.add(e.key);
-    const keys = [e.key, ...e.altKeys].filter((k) => planKeys.has(k));
+    const keys = planKeys.has(e.key) ? [e.key] : [];
+    for (const k of e.altKeys) if (planKeys.has(k)) keys.push(k);
     if (keys.length === 0) continue;
-    const infra = keys.find((k) => saturatedKeys.has(k) || (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold);
+    const infra = keys.find(
+      (k) => (saturated.length > 0 && saturated.includes(k)) || (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold,
+    );
     if (infra !== undefined) {
       ignoredEntities.push({
         key: e.key,
@@ -147,54 +180,56 @@ export function correlateCase(
       });
       continue;
     }
-    const related = new Map<string, Related>();
-    for (const k of keys) {
-      for (const [id, r] of byKey.get(k) ?? []) {
-        const prev = related.get(id);
-        if (prev) prev.mask |= r.mask;
-        else related.set(id, { t: r.t, mask: r.mask });
-      }
-    }
+    const related = relatedOf(keys, byKey, slots);
     if (related.size === 0) continue;
     groups.push({ key: e.key, related, chainMask: selfMask, distinct: false });
   }
 
   let chainMask = selfMask;
-  const relatedIds = new Set<string>();
   for (const g of groups) {
-    for (const [id, r] of g.related) {
-      g.chainMask |= r.mask;
-      relatedIds.add(id);
-      if (settings.progression && g.progression === undefined && isProgression(t0, selfMask, r.t, r.mask)) {
+    for (const [id, slot] of g.related) {
+      const t = slots.t[slot] ?? Number.NaN;
+      const mask = slots.mask[slot] ?? 0;
+      g.chainMask |= mask;
+      if (settings.progression && g.progression === undefined && isProgression(t0, selfMask, t, mask)) {
         g.progression =
-          t0 < r.t
-            ? { earlierCase: c.caseId, earlierMask: selfMask, laterCase: id, laterMask: r.mask }
-            : { earlierCase: id, earlierMask: r.mask, laterCase: c.caseId, laterMask: selfMask };
+          t0 < t
+            ? { earlierCase: caseId, earlierMask: selfMask, laterCase: id, laterMask: mask }
+            : { earlierCase: id, earlierMask: mask, laterCase: caseId, laterMask: selfMask };
       }
     }
     g.distinct = phaseCount(g.chainMask) >= settings.distinctPhases;
     chainMask |= g.chainMask;
   }
-
   const selfDistinct = phaseCount(selfMask) >= settings.distinctPhases;
   const selfProgress = settings.progression && selfProgression(c, mapping);
-  const flagged = groups.filter((g) => g.distinct || g.progression !== undefined);
-  const multiStage = selfDistinct || selfProgress || flagged.length > 0;
-  const relatedCaseIds = [...relatedIds].sort();
+  // The strongest flagged entity: most phases, then most related cases, then entity order (first wins ties).
+  let best: EntityGroup | undefined;
+  for (const g of groups) {
+    if (!g.distinct && g.progression === undefined) continue;
+    if (
+      best === undefined ||
+      phaseCount(g.chainMask) > phaseCount(best.chainMask) ||
+      (phaseCount(g.chainMask) === phaseCount(best.chainMask) && g.related.size > best.related.size)
+    ) {
+      best = g;
+    }
+  }
+  const multiStage = selfDistinct || selfProgress || best !== undefined;
+  // Default sort (UTF-16 code unit order) is the fastest string sort V8 has.
+  const relatedCaseIds = unionOfRelated(groups).sort();
   const phases = phasesOfMask(chainMask);
   const stageIndex = highestPhase(chainMask);
   const stage: KillChainPhase | null = stageIndex < 0 ? null : (KILL_CHAIN_PHASES[stageIndex] ?? null);
 
   let detail: string | undefined;
-  // Explain the strongest flagged entity: most phases, then most related cases, then entity order.
-  const best = [...flagged].sort((a, b) => phaseCount(b.chainMask) - phaseCount(a.chainMask) || b.related.size - a.related.size)[0];
   if (best) {
-    const ids = listCases([...best.related.keys()].sort());
+    const ids = listCases(sortedSubset(relatedCaseIds, best.related));
     if (best.distinct) {
       detail = `multi-stage: phases ${phasesOfMask(best.chainMask).join(' → ')} on ${best.key} (cases ${ids})`;
     } else if (best.progression) {
       const p = best.progression;
-      const name = (id: string): string => (id === c.caseId ? 'this case' : `case ${id}`);
+      const name = (id: string): string => (id === caseId ? 'this case' : `case ${id}`);
       detail =
         `multi-stage: progression ${phaseName(lowestPhase(p.earlierMask))} (${name(p.earlierCase)}) → ` +
         `${phaseName(highestPhase(p.laterMask))} (${name(p.laterCase)}) on ${best.key} (cases ${ids})`;
@@ -214,4 +249,81 @@ export function correlateCase(
   };
   if (detail !== undefined) verdict.detail = detail;
   return verdict;
+}
+
+/**
+ * The ids related through any group, each once (unsorted). Built on the largest group's map
+ * (a membership test there is cheaper than inserting every id into a new set): groups
+ * usually overlap heavily (a host and its address see the same cases).
+ */
+function unionOfRelated(groups: readonly EntityGroup[]): string[] {
+  let base: EntityGroup | undefined;
+  for (const g of groups) if (base === undefined || g.related.size > base.related.size) base = g;
+  if (base === undefined) return [];
+  const ids = [...base.related.keys()];
+  const others = groups.length - 1;
+  // With several other groups, an id outside the base may be in more than one of them.
+  const added = others > 1 ? new Set<string>() : undefined;
+  for (const g of groups) {
+    if (g === base) continue;
+    for (const id of g.related.keys()) {
+      if (base.related.has(id) || added?.has(id)) continue;
+      added?.add(id);
+      ids.push(id);
+    }
+  }
+  return ids;
+}
+
+/**
+ * The related cases of one entity over its linking keys, phases merged per case. With one
+ * key holding rows (the usual case) that key's map is returned as is: groups only read it.
+ * Otherwise each case gets a new slot: detectedAt of the first key (in key order) that has
+ * it, phases of all of them.
+ */
+function relatedOf(
+  keys: readonly string[],
+  byKey: ReadonlyMap<string, ReadonlyMap<string, number>>,
+  slots: Slots,
+): ReadonlyMap<string, number> {
+  let only: ReadonlyMap<string, number> | undefined;
+  let several = false;
+  for (const k of keys) {
+    const m = byKey.get(k);
+    if (m === undefined || m.size === 0) continue;
+    if (only === undefined) only = m;
+    else several = true;
+  }
+  if (only === undefined) return new Map();
+  if (!several) return only;
+  const related = new Map<string, number>();
+  for (const k of keys) {
+    for (const [id, slot] of byKey.get(k) ?? []) {
+      const mask = slots.mask[slot] ?? 0;
+      const mine = related.get(id);
+      if (mine !== undefined) {
+        slots.mask[mine] = (slots.mask[mine] ?? 0) | mask;
+      } else {
+        related.set(id, slots.t.length);
+        slots.t.push(slots.t[slot] ?? Number.NaN);
+        slots.mask.push(mask);
+      }
+    }
+  }
+  return related;
+}
+
+/**
+ * The ids of `sorted` that `subset` holds, in order. `subset`'s keys are all in `sorted`,
+ * so this equals sorting them, without a second sort.
+ */
+function sortedSubset(sorted: readonly string[], subset: ReadonlyMap<string, unknown>): readonly string[] {
+  if (subset.size === sorted.length) return sorted;
+  const out: string[] = [];
+  for (const id of sorted) {
+    if (!subset.has(id)) continue;
+    out.push(id);
+    if (out.length === subset.size) break;
+  }
+  return out;
 }

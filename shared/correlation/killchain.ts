@@ -57,7 +57,18 @@ export interface KillChainMapping {
   readonly techniques: ReadonlyMap<string, KillChainPhase>;
   /** Tenant overrides that name no known phase (ignored; reported by `checkPolicy`). */
   readonly invalid: readonly { readonly path: string; readonly value: string }[];
+  /**
+   * Memo of this mapping: a tactic spelling as an alert carries it (`CredentialAccess`) → its
+   * phase bit (0 = none). Normalising a spelling costs a regex replace and this runs for every
+   * alert of every case, so each spelling is resolved once per mapping (bounded, see MEMO_LIMIT).
+   */
+  readonly tacticBits: Map<string, number>;
+  /** The same for technique ids as alerts carry them (`T1110.003`, ` t1059 `). */
+  readonly techniqueBits: Map<string, number>;
 }
+
+/** Bound of each spelling memo: real feeds use a few hundred spellings; a flood of odd ones just resets it. */
+const MEMO_LIMIT = 10_000;
 
 const PHASE_INDEX: ReadonlyMap<string, number> = new Map(KILL_CHAIN_PHASES.map((p, i) => [p, i]));
 
@@ -94,7 +105,7 @@ export function compileKillChain(overrides?: {
     if (isKillChainPhase(phase)) techniques.set(t.trim().toUpperCase(), phase);
     else invalid.push({ path: `killChain.techniques.${t}`, value: p });
   }
-  return { tactics, techniques, invalid };
+  return { tactics, techniques, invalid, tacticBits: new Map(), techniqueBits: new Map() };
 }
 
 /** The bit of a phase in a phase mask. */
@@ -102,12 +113,38 @@ export function phaseBit(p: KillChainPhase): number {
   return 1 << (PHASE_INDEX.get(p) ?? 0);
 }
 
+/**
+ * Index of a phase name in KILL_CHAIN_PHASES, or -1. By length first (only exploitation and
+ * installation share one) and then one comparison: correlation calls this for every store row,
+ * and a map look-up would hash each row's freshly read string.
+ */
+function phaseIndex(p: string): number {
+  switch (p.length) {
+    case 14:
+      return p === 'reconnaissance' ? 0 : -1;
+    case 13:
+      return p === 'weaponization' ? 1 : -1;
+    case 8:
+      return p === 'delivery' ? 2 : -1;
+    case 12:
+      return p === 'exploitation' ? 3 : p === 'installation' ? 4 : -1;
+    case 19:
+      return p === 'command-and-control' ? 5 : -1;
+    case 16:
+      return p === 'lateral-movement' ? 6 : -1;
+    case 21:
+      return p === 'actions-on-objectives' ? 7 : -1;
+    default:
+      return -1;
+  }
+}
+
 /** Phase mask of a list of phases. */
 export function maskOf(phases: readonly KillChainPhase[]): number {
   let m = 0;
   for (const p of phases) {
-    const i = PHASE_INDEX.get(p);
-    if (i !== undefined) m |= 1 << i;
+    const i = phaseIndex(p);
+    if (i >= 0) m |= 1 << i;
   }
   return m;
 }
@@ -154,16 +191,31 @@ function techniquePhase(mapping: KillChainMapping, technique: string): KillChain
 export function alertPhaseMask(a: Pick<Alert, 'tactics' | 'techniques'>, mapping: KillChainMapping): number {
   let byTechnique = 0;
   for (const t of a.techniques) {
-    const p = techniquePhase(mapping, t);
-    if (p) byTechnique |= phaseBit(p);
+    let bit = mapping.techniqueBits.get(t);
+    if (bit === undefined) {
+      const p = techniquePhase(mapping, t);
+      bit = p ? phaseBit(p) : 0;
+      remember(mapping.techniqueBits, t, bit);
+    }
+    byTechnique |= bit;
   }
   if (byTechnique !== 0) return byTechnique;
   let byTactic = 0;
   for (const t of a.tactics) {
-    const p = mapping.tactics.get(normalizeTactic(t));
-    if (p) byTactic |= phaseBit(p);
+    let bit = mapping.tacticBits.get(t);
+    if (bit === undefined) {
+      const p = mapping.tactics.get(normalizeTactic(t));
+      bit = p ? phaseBit(p) : 0;
+      remember(mapping.tacticBits, t, bit);
+    }
+    byTactic |= bit;
   }
   return byTactic;
+}
+
+function remember(memo: Map<string, number>, spelling: string, bit: number): void {
+  if (memo.size >= MEMO_LIMIT) memo.clear();
+  memo.set(spelling, bit);
 }
 
 /**

@@ -51,6 +51,13 @@ export function keyValue(key: string): string {
   return i < 0 ? key : key.slice(i + 1);
 }
 
+function isBuiltinAccount(key: string): boolean {
+  const v = keyValue(key).toLowerCase();
+  if (BUILTIN_ACCOUNTS.has(v)) return true;
+  for (const d of BUILTIN_ACCOUNT_DOMAINS) if (v.startsWith(d)) return true;
+  return false;
+}
+
 /** Why a built-in rule excludes this entity from correlation, or undefined. */
 export function builtinNonCorrelating(e: Entity): string | undefined {
   switch (e.kind) {
@@ -62,10 +69,8 @@ export function builtinNonCorrelating(e: Entity): string | undefined {
     case 'host':
       return BUILTIN_HOSTS.has(keyValue(e.key).toLowerCase()) ? 'built-in: local host name' : undefined;
     case 'account': {
-      for (const k of [e.key, ...e.altKeys]) {
-        const v = keyValue(k).toLowerCase();
-        if (BUILTIN_ACCOUNTS.has(v) || BUILTIN_ACCOUNT_DOMAINS.some((d) => v.startsWith(d))) return 'built-in: well-known system account';
-      }
+      if (isBuiltinAccount(e.key)) return 'built-in: well-known system account';
+      for (const k of e.altKeys) if (isBuiltinAccount(k)) return 'built-in: well-known system account';
       return undefined;
     }
     default:
@@ -104,8 +109,9 @@ export class NonCorrelatingList {
 
   /** Why the policy excludes this entity, or undefined. */
   why(e: Entity): string | undefined {
-    for (const k of [e.key, ...e.altKeys]) {
-      const entry = this.keys.get(k.toLowerCase());
+    // Runs for every correlating entity of every case, and most tenants list nothing: skip empty parts.
+    if (this.keys.size > 0) {
+      const entry = this.keys.get(e.key.toLowerCase()) ?? this.altKeyEntry(e.altKeys);
       if (entry !== undefined) return `policy network.nonCorrelating: ${entry}`;
     }
     if (this.networks.empty) return undefined;
@@ -114,9 +120,18 @@ export class NonCorrelatingList {
       if (parsed && this.networks.matchesIp(parsed)) return 'policy network.nonCorrelating: IP/CIDR match';
     }
     if (e.kind === 'host') {
-      for (const k of [e.key, ...e.altKeys]) {
+      if (this.networks.matchesHost(keyValue(e.key))) return 'policy network.nonCorrelating: host name match';
+      for (const k of e.altKeys) {
         if (this.networks.matchesHost(keyValue(k))) return 'policy network.nonCorrelating: host name match';
       }
+    }
+    return undefined;
+  }
+
+  private altKeyEntry(altKeys: readonly string[]): string | undefined {
+    for (const k of altKeys) {
+      const entry = this.keys.get(k.toLowerCase());
+      if (entry !== undefined) return entry;
     }
     return undefined;
   }
@@ -179,6 +194,9 @@ export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[],
   };
 }
 
+/** Host keys that are device ids, not names (`host:azure:…`, `host:mde:…`, `host:oms:…`): never shortened. */
+const DEVICE_ID_PREFIXES = ['host:azure:', 'host:mde:', 'host:oms:'];
+
 /**
  * The keys worth a store look-up, out of a plan's keys. Every host entity that has an FQDN or
  * a NetBIOS spelling also carries its short name (`host:vpn01`), and every case indexes all of
@@ -188,13 +206,19 @@ export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[],
  * dropped only when its short key is itself among the keys.
  */
 export function lookupKeys(keys: readonly string[]): string[] {
-  const all = new Set(keys);
+  // A plan usually has a handful of keys: a linear search beats building a set for them.
+  const all: { has(k: string): boolean } = keys.length > 16 ? new Set(keys) : { has: (k) => keys.includes(k) };
   return keys.filter((k) => {
-    if (!k.startsWith('host:') || /^host:(azure|mde|oms):/.test(k)) return true;
+    if (!k.startsWith('host:') || isDeviceIdKey(k)) return true;
     const name = k.slice('host:'.length);
     const afterDomain = name.includes('\\') ? name.slice(name.lastIndexOf('\\') + 1) : name;
     const short = afterDomain.includes('.') ? afterDomain.slice(0, afterDomain.indexOf('.')) : afterDomain;
     const shortKey = `host:${short}`;
     return shortKey === k || !all.has(shortKey);
   });
+}
+
+function isDeviceIdKey(k: string): boolean {
+  for (const p of DEVICE_ID_PREFIXES) if (k.startsWith(p)) return true;
+  return false;
 }

@@ -18,6 +18,7 @@
  */
 import { DateTime, Duration, IANAZone } from 'luxon';
 import type { TenantPolicy } from '../config/policy';
+import { parseInstant } from '../correlation/instant';
 import type { Severity } from '../model/domain';
 
 /** Default size of the second-report deadline, in hours (business or wall-clock per policy). */
@@ -31,26 +32,36 @@ const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
 /** Longest search for a business window: a full week plus the current day. */
 const MAX_DAYS_AHEAD = 8;
 
-const zones = new Map<string, IANAZone>();
-const offsets = new Map<string, number>();
+interface ZoneOffsets {
+  readonly zone: IANAZone;
+  /** Offset in ms by 15-minute bucket number (a number key: no string is built per look-up). */
+  readonly byBucket: Map<number, number>;
+}
+const zones = new Map<string, ZoneOffsets>();
+/** Buckets cached over all zones; past it every zone's cache starts again (a flood of odd instants stays bounded). */
+let cachedBuckets = 0;
 
 /**
  * The UTC offset of an IANA zone at instant `t` (ms since epoch), in ms
  * (`Asia/Tokyo` → +9 h). Cached per zone and 15-minute bucket.
  */
 export function zoneOffsetMs(t: number, timeZone: string): number {
-  const key = `${timeZone}|${Math.floor(t / OFFSET_BUCKET_MS)}`;
-  const hit = offsets.get(key);
-  if (hit !== undefined) return hit;
-  let zone = zones.get(timeZone);
-  if (!zone) {
-    zone = IANAZone.create(timeZone);
-    zones.set(timeZone, zone);
+  let z = zones.get(timeZone);
+  if (!z) {
+    z = { zone: IANAZone.create(timeZone), byBucket: new Map() };
+    zones.set(timeZone, z);
   }
-  const minutes = zone.offset(t);
+  const bucket = Math.floor(t / OFFSET_BUCKET_MS);
+  const hit = z.byBucket.get(bucket);
+  if (hit !== undefined) return hit;
+  const minutes = z.zone.offset(t);
   const off = Number.isFinite(minutes) ? minutes * 60_000 : 0;
-  if (offsets.size >= CACHE_LIMIT) offsets.clear();
-  offsets.set(key, off);
+  if (cachedBuckets >= CACHE_LIMIT) {
+    for (const other of zones.values()) other.byBucket.clear();
+    cachedBuckets = 0;
+  }
+  z.byBucket.set(bucket, off);
+  cachedBuckets++;
   return off;
 }
 
@@ -63,7 +74,8 @@ interface Window {
 const windowCache = new WeakMap<TenantPolicy, Map<number, Window | null>>();
 
 function toDate(d: Date | string): Date {
-  return typeof d === 'string' ? new Date(d) : d;
+  // parseInstant is Date.parse (what `new Date(string)` does) with a fast path for canonical UTC ISO.
+  return typeof d === 'string' ? new Date(parseInstant(d)) : d;
 }
 
 function hm(s: string): { hour: number; minute: number } {
@@ -145,10 +157,19 @@ export function addBusinessTime(at: Date, ms: number, policy: TenantPolicy): Dat
   return new Date(cursor);
 }
 
+/** `sla.notifyWithin` in ms per policy object: luxon's ISO duration parse costs microseconds per call. */
+const notifyWithinCache = new WeakMap<TenantPolicy, { readonly text: string; readonly ms: number }>();
+
 /** First-report deadline: `detectedAt + sla.notifyWithin`, around the clock (24×365). */
 export function firstReportDue(detectedAt: Date | string, policy: TenantPolicy): Date {
-  const ms = Duration.fromISO(policy.sla.notifyWithin).as('milliseconds');
-  return new Date(toDate(detectedAt).getTime() + ms);
+  const text = policy.sla.notifyWithin;
+  let hit = notifyWithinCache.get(policy);
+  // Checked against the text too: one string compare keeps a policy object edited in place from a stale answer.
+  if (hit === undefined || hit.text !== text) {
+    hit = { text, ms: Duration.fromISO(text).as('milliseconds') };
+    notifyWithinCache.set(policy, hit);
+  }
+  return new Date(toDate(detectedAt).getTime() + hit.ms);
 }
 
 /**

@@ -9,15 +9,15 @@ import { getPlaybook } from '../../playbooks';
 import type { PlaybookContext, ReportContext } from '../../playbooks/types';
 import type { ResolvedPolicy } from '../config/policy';
 import { correlateCase } from '../correlation/correlate';
+import { parseInstant } from '../correlation/instant';
 import { casePhases } from '../correlation/killchain';
 import { buildCorrelationPlan } from '../correlation/plan';
 import type { Case, Evidence, KillChainVerdict } from '../model/domain';
 import type { Brain, Classification, CorrelationPlan, Scored } from '../pipeline/brain';
-import { assessScenario, findScenario } from '../severity/nist';
 import { scoreSeverity } from '../severity/score';
 import type { EntitySighting } from '../store/port';
 import { classifyCase } from './classify';
-import { compilePolicy } from './compiled';
+import { compilePolicy, threatLevelOf } from './compiled';
 import { factsOf } from './facts';
 import type { IndicatorSet } from './indicators';
 
@@ -73,9 +73,8 @@ export function createBrain(options: BrainOptions = {}): Brain {
         verdict,
       });
       const scenarioName = cls.scenario ?? pb.defaultScenario;
-      const scenario = scenarioName !== undefined ? findScenario(scenarioName, rp.policy) : undefined;
-      const threatLevel = scenario ? assessScenario(scenario).level : undefined;
-      const deadline = Date.parse(c.detectedAt) + p.notifyWithinMs;
+      const threatLevel = scenarioName !== undefined ? threatLevelOf(p, scenarioName) : undefined;
+      const deadline = parseInstant(c.detectedAt) + p.notifyWithinMs;
       const notifyBy = Number.isFinite(deadline) ? new Date(deadline).toISOString() : c.detectedAt;
       const late = now ? now().getTime() - deadline : undefined;
       // Built field by field: conditional object spreads cost about a microsecond each on this path.
@@ -89,7 +88,7 @@ export function createBrain(options: BrainOptions = {}): Brain {
         verdict,
         notifyBy,
         threatLevel,
-        scenario: scenario ? scenarioName : undefined,
+        scenario: threatLevel !== undefined ? scenarioName : undefined,
         lateByMs: late !== undefined && late > 0 ? late : undefined,
       };
       const scored: { -readonly [K in keyof Scored]: Scored[K] } = {

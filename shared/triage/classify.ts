@@ -43,19 +43,21 @@ for (const pb of RECOGNISERS) {
 const priority = new Map<string, number>(PLAYBOOKS.map((p, i) => [p.id, i]));
 const indicatorPlaybook = RECOGNISERS.find((p) => p.recognition.indicatorHit);
 
-function isWordChar(ch: string | undefined): boolean {
-  return ch !== undefined && /[a-z0-9]/i.test(ch);
+/** ASCII letter or digit (what `/[a-z0-9]/i` matches); NaN (past the end) is not. */
+function isWordCode(code: number): boolean {
+  return (code >= 48 && code <= 57) || (code >= 65 && code <= 90) || (code >= 97 && code <= 122);
 }
 
 /** Strips leading brackets, spaces and similar so "[K4-1] Brute force" starts with "k4-1". */
 function nameForPrefix(s: string): string {
-  return s.replace(/^[\s[\](){}<>#:|-]+/, '').toLowerCase();
+  // Most names start with the rule code itself: no regex needed to strip nothing.
+  return (isWordCode(s.charCodeAt(0)) ? s : s.replace(/^[\s[\](){}<>#:|-]+/, '')).toLowerCase();
 }
 
 function startsWithKey(name: string, key: string): boolean {
   if (!name.startsWith(key)) return false;
   // A key ending in a word character must not run into more word characters ("K1-1" vs "K1-10").
-  return !isWordChar(key[key.length - 1]) || !isWordChar(name[key.length]);
+  return !isWordCode(key.charCodeAt(key.length - 1)) || !isWordCode(name.charCodeAt(key.length));
 }
 
 function texts(c: Case): string[] {
@@ -77,29 +79,42 @@ function nominal(rule: RuleRef, c: Case): Severity {
 
 function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: string } | undefined {
   if (p.rulesByLength.length === 0) return undefined;
-  const found: { rule: RuleRef; how: string }[] = [];
-  const seen = new Set<string>();
-  const add = (rule: RuleRef, how: string): void => {
-    if (seen.has(rule.lower)) return;
-    seen.add(rule.lower);
-    found.push({ rule, how });
+  // Matches are considered in the order found (rule ids, then name prefixes longest key first);
+  // the first of the most severe wins. Kept as a running best, with the matched keys in a small
+  // array (a case matches one or two rules), so nothing is allocated per candidate.
+  let best: RuleRef | undefined;
+  let bestHow = '';
+  let bestSeverity: Severity | undefined;
+  const seen: string[] = [];
+  const consider = (rule: RuleRef, how: string): void => {
+    seen.push(rule.lower);
+    const severity = nominal(rule, c);
+    if (bestSeverity === undefined || compareSeverity(severity, bestSeverity) > 0) {
+      best = rule;
+      bestHow = how;
+      bestSeverity = severity;
+    }
   };
   for (const a of c.alerts) {
     for (const id of a.ruleIds) {
       const lower = id.trim().toLowerCase();
       const slash = lower.lastIndexOf('/');
       const rule = p.rulesByKey.get(lower) ?? (slash >= 0 ? p.rulesByKey.get(lower.slice(slash + 1)) : undefined);
-      if (rule) add(rule, 'rule id');
+      if (rule && !seen.includes(rule.lower)) consider(rule, 'rule id');
     }
   }
-  const names = texts(c).map(nameForPrefix);
+  const names = texts(c);
+  for (let i = 0; i < names.length; i++) names[i] = nameForPrefix(names[i] ?? '');
   for (const rule of p.rulesByLength) {
-    if (seen.has(rule.lower)) continue;
-    if (names.some((n) => startsWithKey(n, rule.lower))) add(rule, 'name prefix');
+    if (seen.includes(rule.lower)) continue;
+    for (const n of names) {
+      if (startsWithKey(n, rule.lower)) {
+        consider(rule, 'name prefix');
+        break;
+      }
+    }
   }
-  let best = found[0];
-  for (const f of found) if (best && compareSeverity(nominal(f.rule, c), nominal(best.rule, c)) > 0) best = f;
-  return best;
+  return best ? { rule: best, how: bestHow } : undefined;
 }
 
 function byRuleName(c: Case): { pb: Playbook; text: string } | undefined {

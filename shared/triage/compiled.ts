@@ -9,6 +9,8 @@ import { NetworkMatcher } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
 import { compileKillChain, type KillChainMapping } from '../correlation/killchain';
 import { type CorrelationSettings, compileCorrelationSettings } from '../correlation/plan';
+import type { NistLevel } from '../model/domain';
+import { assessScenario, findScenario } from '../severity/nist';
 
 /** One entry of the tenant's rule map (`rules.K4-1`). */
 export interface RuleRef {
@@ -39,6 +41,11 @@ export interface CompiledPolicy {
   readonly correlation: CorrelationSettings;
   /** First-report SLA (`sla.notifyWithin`) in ms. */
   readonly notifyWithinMs: number;
+  /**
+   * NIST threat level by scenario name (`null`: no such scenario), filled as names are asked:
+   * scoring asks for the same few scenarios case after case.
+   */
+  readonly threatLevels: Map<string, NistLevel | null>;
 }
 
 const cache = new WeakMap<TenantPolicy, CompiledPolicy>();
@@ -48,6 +55,19 @@ export function bareHash(h: string): string {
   const t = h.trim().toLowerCase();
   const i = t.lastIndexOf(':');
   return i < 0 ? t : t.slice(i + 1);
+}
+
+/** The threat level of a scenario under a compiled policy (the tenant's own scenario, else the built-in one); memoised. */
+export function threatLevelOf(p: CompiledPolicy, scenarioName: string): NistLevel | undefined {
+  let level = p.threatLevels.get(scenarioName);
+  if (level === undefined) {
+    const scenario = findScenario(scenarioName, p.policy);
+    level = scenario ? assessScenario(scenario).level : null;
+    // Names come from the policy and the playbooks, but bound the memo anyway.
+    if (p.threatLevels.size >= 1000) p.threatLevels.clear();
+    p.threatLevels.set(scenarioName, level);
+  }
+  return level ?? undefined;
 }
 
 /** The compiled form of a policy (cached per policy object). */
@@ -69,6 +89,7 @@ export function compilePolicy(policy: TenantPolicy): CompiledPolicy {
     killChain: compileKillChain(policy.killChain),
     correlation: compileCorrelationSettings(policy),
     notifyWithinMs: Duration.fromISO(policy.sla.notifyWithin).as('milliseconds'),
+    threatLevels: new Map(),
   };
   cache.set(policy, compiled);
   return compiled;

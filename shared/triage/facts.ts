@@ -114,6 +114,17 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
   const entities: EntityFacts[] = [];
   const hits: IndicatorHit[] = [];
   const commandLines: string[] = [];
+  // The per-kind lists and flags are gathered in the one pass over the entities (in entity
+  // order, as filtering afterwards would give): this runs once per case on the hot path.
+  const hosts: EntityFacts[] = [];
+  const ips: EntityFacts[] = [];
+  const accounts: EntityFacts[] = [];
+  const maintenanceMatches: string[] = [];
+  const dmzManagementDevices: string[] = [];
+  let maintenanceHosts = 0;
+  let maintenanceIps = 0;
+  let scopedIps = 0;
+  let hasExternalIp = false;
   for (const e of c.entities) {
     const value = keyValue(e.key);
     let scope: IpScope | undefined;
@@ -140,43 +151,64 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
     if (scope) f.scope = scope;
     if (indicator) f.indicator = indicator;
     entities.push(f);
+    if (maintenance) maintenanceMatches.push(e.label);
+    if (dmzManagement) dmzManagementDevices.push(e.label);
+    if (e.kind === 'host') {
+      hosts.push(f);
+      if (maintenance) maintenanceHosts++;
+    } else if (e.kind === 'ip') {
+      ips.push(f);
+      if (maintenance) maintenanceIps++;
+      if (scope !== undefined) {
+        scopedIps++;
+        if (scope === 'external') hasExternalIp = true;
+      }
+    } else if (e.kind === 'account') {
+      accounts.push(f);
+    }
   }
-  const hosts = entities.filter((f) => f.entity.kind === 'host');
-  const ips = entities.filter((f) => f.entity.kind === 'ip');
-  const accounts = entities.filter((f) => f.entity.kind === 'account');
-  const ipMaintenance = ips.filter((f) => f.maintenance);
   let maintenanceTerminal: boolean;
-  if (hosts.length === 0) maintenanceTerminal = ipMaintenance.length > 0;
-  else if (hosts.length === 1) maintenanceTerminal = (hosts[0]?.maintenance ?? false) || ipMaintenance.length > 0;
-  else maintenanceTerminal = hosts.every((h) => h.maintenance);
-  const scoped = ips.filter((f) => f.scope !== undefined);
+  if (hosts.length === 0) maintenanceTerminal = maintenanceIps > 0;
+  else if (hosts.length === 1) maintenanceTerminal = (hosts[0]?.maintenance ?? false) || maintenanceIps > 0;
+  else maintenanceTerminal = maintenanceHosts === hosts.length;
   return {
     entities,
     indicatorHits: hits,
     maintenanceTerminal,
-    maintenanceMatches: entities.filter((f) => f.maintenance).map((f) => f.entity.label),
-    dmzManagementDevices: entities.filter((f) => f.dmzManagement).map((f) => f.entity.label),
+    maintenanceMatches,
+    dmzManagementDevices,
     commandLines,
     hosts,
     ips,
     accounts,
-    hasExternalIp: scoped.some((f) => f.scope === 'external'),
-    internalOnly: scoped.length > 0 && scoped.every((f) => f.scope !== 'external'),
+    hasExternalIp,
+    internalOnly: scopedIps > 0 && !hasExternalIp,
   };
 }
 
 interface FactsEntry {
+  readonly case: Case;
   readonly policy: CompiledPolicy;
   readonly indicators: IndicatorSet | undefined;
   readonly facts: CaseFacts;
 }
-const cache = new WeakMap<Case, FactsEntry>();
 
-/** The facts of a case, cached per case object for the last (policy, indicator set) asked. */
+/**
+ * The last few cases' facts. Classification and scoring of one case ask for the same facts a
+ * few calls apart (other cases may be triaged in between when the pipeline runs concurrently),
+ * so a short ring of recent entries serves them; a WeakMap did too, at the price of an
+ * ephemeron-table insert per case and its clean-up by the GC. A miss only recomputes (facts
+ * are pure); the ring keeps at most RECENT cases alive a little longer.
+ */
+const RECENT = 16;
+const recent: (FactsEntry | undefined)[] = [];
+let next = 0;
+
+/** The facts of a case, cached for the last few (case object, policy, indicator set) asked. */
 export function factsOf(c: Case, p: CompiledPolicy, indicators: IndicatorSet | undefined): CaseFacts {
-  const hit = cache.get(c);
-  if (hit && hit.policy === p && hit.indicators === indicators) return hit.facts;
+  for (const e of recent) if (e !== undefined && e.case === c && e.policy === p && e.indicators === indicators) return e.facts;
   const facts = computeFacts(c, p, indicators);
-  cache.set(c, { policy: p, indicators, facts });
+  recent[next] = { case: c, policy: p, indicators, facts };
+  next = (next + 1) % RECENT;
   return facts;
 }

@@ -129,6 +129,69 @@ describe('correlation verdict', () => {
     expect(run.verdict.detail).toBe('multi-stage within the case: phases exploitation → command-and-control');
   });
 
+  it("lists the flagged entity's own related cases, sorted, when other entities link more cases", () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: false } } }));
+    const hostEntity = host('ws-fin-023.corp.contoso.example');
+    const external = ip('203.0.113.77');
+    const c = phaseCase('me', ['delivery'], 0, [hostEntity, external]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = (entityKey: string, caseId: string, phases: KillChainPhase[], at: number) => ({
+      tenantId: c.tenantId,
+      entityKey,
+      caseId,
+      detectedAt: minutes(at),
+      phases,
+      playbook: 'generic',
+      severity: 'medium' as const,
+    });
+    const sightings = [
+      row('ip:203.0.113.77', 'z-ip-only', ['delivery'], 5),
+      row('host:ws-fin-023', 'm-both', ['exploitation'], 10),
+      row('ip:203.0.113.77', 'm-both', ['exploitation'], 10),
+      row('host:ws-fin-023', 'b-host', ['installation'], 20),
+      row('ip:203.0.113.77', 'a-ip-only', ['delivery'], 30),
+    ];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    expect(verdict.relatedCaseIds).toEqual(['a-ip-only', 'b-host', 'm-both', 'z-ip-only']);
+    expect(verdict.detail).toBe(
+      'multi-stage: phases delivery → exploitation → installation on host:ws-fin-023.corp.contoso.example (cases b-host, m-both)',
+    );
+  });
+
+  it('merges repeated rows of one case on one key, even when the rows of several keys are interleaved', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const external = ip('203.0.113.77');
+    const c = phaseCase('me', ['delivery'], 0, [external, ip('10.1.1.1')]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = (entityKey: string, caseId: string, phases: KillChainPhase[]) => ({
+      tenantId: c.tenantId,
+      entityKey,
+      caseId,
+      detectedAt: minutes(10),
+      phases,
+      playbook: 'generic',
+      severity: 'medium' as const,
+    });
+    const sightings = [
+      row('ip:203.0.113.77', 'x', ['exploitation']),
+      row('ip:10.1.1.1', 'y', ['installation']),
+      row('ip:203.0.113.77', 'x', ['lateral-movement']),
+      row('ip:203.0.113.77', 'me', ['actions-on-objectives']),
+      row('ip:203.0.113.77', 'w', ['exploitation']),
+      row('ip:10.1.1.1', 'y', ['installation']),
+    ];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    // Two related cases on the external IP (x counted once, within the threshold of 2), its phases merged.
+    expect(verdict.relatedCaseIds).toEqual(['w', 'x', 'y']);
+    expect(verdict.ignoredEntities).toEqual([]);
+    expect(verdict.phases).toEqual(['delivery', 'exploitation', 'installation', 'lateral-movement']);
+    expect(verdict.detail).toBe('multi-stage: phases delivery → exploitation → lateral-movement on ip:203.0.113.77 (cases w, x)');
+  });
+
   it('never treats two sightings at the same instant as a progression', () => {
     const a = maskOf(['delivery']);
     const b = maskOf(['actions-on-objectives']);

@@ -8,7 +8,7 @@ import {
   phaseCount,
   phasesOfMask,
 } from '../../../shared/correlation/killchain';
-import { KILL_CHAIN_PHASES } from '../../../shared/model/domain';
+import { KILL_CHAIN_PHASES, type KillChainPhase } from '../../../shared/model/domain';
 import { makeCase } from '../../fixtures/brain/factory';
 
 const defaults = compileKillChain();
@@ -62,6 +62,27 @@ describe('kill-chain mapping', () => {
     expect(phasesOf({ tactics: ['Execution'], techniques: ['T1059.001'] }, m)).toEqual(['command-and-control']);
     expect(phasesOf({ tactics: ['Execution'], techniques: ['T1059.003'] }, m)).toEqual(['installation']);
     expect(m.invalid).toEqual([{ path: 'killChain.techniques.T1003', value: 'nonsense' }]);
+  });
+
+  it('remembers spellings per mapping: a spelling resolved under one mapping keeps its meaning under another', () => {
+    const tenant = compileKillChain({ tactics: { Discovery: 'reconnaissance' }, techniques: { T1021: 'delivery' } });
+    const alert = { tactics: ['Discovery', 'discovery'], techniques: [] };
+    const moved = { tactics: ['LateralMovement'], techniques: ['T1021.001'] };
+
+    const first = [phasesOf(alert), phasesOf(moved)];
+    const second = [phasesOf(alert, tenant), phasesOf(moved, tenant)];
+    const again = [phasesOf(alert), phasesOf(moved)];
+
+    expect(first).toEqual([['command-and-control'], ['lateral-movement']]);
+    expect(second).toEqual([['reconnaissance'], ['delivery']]);
+    expect(again).toEqual(first);
+  });
+
+  it('ignores phase names it does not know in a mask', () => {
+    expect(maskOf(['exploitation', 'installation', 'Exploitation', 'bogus', ''] as unknown as KillChainPhase[])).toBe(
+      maskOf(['exploitation', 'installation']),
+    );
+    expect(phasesOfMask(maskOf([...KILL_CHAIN_PHASES]))).toEqual([...KILL_CHAIN_PHASES]);
   });
 
   it("uses the playbook's implied phases only when no alert yields a phase", () => {

@@ -117,6 +117,12 @@ describe('store look-up keys', () => {
     expect(lookupKeys(keys)).toEqual(['host:vpn01', 'ip:203.0.113.77', 'account:k.tanaka@contoso.example']);
   });
 
+  it('drops the same spellings in a plan with many keys', () => {
+    const hosts = Array.from({ length: 12 }, (_, i) => [`host:ws-${i}.corp.contoso.example`, `host:ws-${i}`]).flat();
+
+    expect(lookupKeys(hosts)).toEqual(Array.from({ length: 12 }, (_, i) => `host:ws-${i}`));
+  });
+
   it('keeps a spelling whose short name is not among the keys, cloud ids, and IP-named hosts', () => {
     const keys = ['host:ws-9.corp.contoso.example', 'host:azure:abc', 'host:10.0.0.5'];
 

@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { DateTime } from 'luxon';
 import type { TenantPolicy } from '../../../shared/config/policy';
-import { addBusinessTime, firstReportDue, isBusinessHours, nextBusinessStart, secondReportDue } from '../../../shared/notify/hours';
+import {
+  addBusinessTime,
+  firstReportDue,
+  isBusinessHours,
+  nextBusinessStart,
+  secondReportDue,
+  zoneOffsetMs,
+} from '../../../shared/notify/hours';
 import { contosoPolicy } from '../../fixtures/brain/factory';
 
 const tokyo = contosoPolicy();
@@ -58,6 +65,18 @@ describe('report deadlines', () => {
     expect(firstReportDue('2026-11-21T15:00:00Z', tokyo).toISOString()).toBe('2026-11-21T15:15:00.000Z');
   });
 
+  it("takes each policy's own first-report SLA, whichever policy was asked before", () => {
+    const slow = contosoPolicy({ sla: { notifyWithin: 'PT1H' } });
+
+    const fast = firstReportDue('2026-11-21T15:00:00.000Z', tokyo);
+    const late = firstReportDue('2026-11-21T15:00:00.000Z', slow);
+    const fastAgain = firstReportDue(new Date('2026-11-21T15:00:00.000Z'), tokyo);
+
+    expect(fast.toISOString()).toBe('2026-11-21T15:15:00.000Z');
+    expect(late.toISOString()).toBe('2026-11-21T16:00:00.000Z');
+    expect(fastAgain.toISOString()).toBe('2026-11-21T15:15:00.000Z');
+  });
+
   it('makes the high second report due four business hours after detection, skipping the weekend', () => {
     // Fri 17:00 JST: 1 h on Friday, 3 h on Monday from 09:00 → Mon 12:00 JST.
     expect(secondReportDue('2026-11-20T08:00:00Z', 'high', tokyo)?.toISOString()).toBe('2026-11-23T03:00:00.000Z');
@@ -84,6 +103,42 @@ describe('report deadlines', () => {
 
     expect(secondReportDue('2026-11-20T08:00:00Z', 'critical', silent)?.toISOString()).toBe('2026-11-23T03:00:00.000Z');
     expect(secondReportDue('2026-11-20T08:00:00Z', 'high', silent, { hours: 1 })?.toISOString()).toBe('2026-11-20T09:00:00.000Z');
+  });
+});
+
+describe('zone offsets (cached per zone and 15 minutes)', () => {
+  it('changes at the exact minute of the March DST change in New York, asked in either order', () => {
+    const change = Date.parse('2026-03-08T07:00:00.000Z'); // 02:00 EST → 03:00 EDT
+
+    const after = zoneOffsetMs(change, 'America/New_York');
+    const before = zoneOffsetMs(change - 1, 'America/New_York');
+
+    expect(before).toBe(-5 * 3_600_000);
+    expect(after).toBe(-4 * 3_600_000);
+    expect(zoneOffsetMs(change - 1, 'America/New_York')).toBe(-5 * 3_600_000);
+  });
+
+  it("keeps one cache per zone: the same instant in another zone has that zone's offset", () => {
+    const t = Date.parse('2026-07-01T12:00:00.000Z');
+
+    expect(zoneOffsetMs(t, 'Asia/Tokyo')).toBe(9 * 3_600_000);
+    expect(zoneOffsetMs(t, 'America/New_York')).toBe(-4 * 3_600_000);
+    expect(zoneOffsetMs(t, 'Australia/Lord_Howe')).toBe(10.5 * 3_600_000);
+    expect(zoneOffsetMs(t, 'Asia/Tokyo')).toBe(9 * 3_600_000);
+  });
+
+  it('agrees with luxon for any instant and zone (property)', () => {
+    const zones = ['America/New_York', 'Europe/London', 'Australia/Lord_Howe', 'America/Santiago', 'Asia/Kathmandu'];
+    fc.assert(
+      fc.property(
+        fc.constantFrom(...zones),
+        fc.integer({ min: Date.parse('2024-01-01T00:00:00Z'), max: Date.parse('2028-01-01T00:00:00Z') }),
+        (zone, t) => {
+          expect(zoneOffsetMs(t, zone)).toBe(DateTime.fromMillis(t, { zone }).offset * 60_000);
+        },
+      ),
+      { numRuns: 3000 },
+    );
   });
 });
 

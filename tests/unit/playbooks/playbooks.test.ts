@@ -1,9 +1,12 @@
+import fc from 'fast-check';
 import {
   clean,
+  cleanJoin,
   EVIDENCE_QUERIES,
   EVIDENCE_QUERY_IDS,
   getPlaybook,
   isPlaybookId,
+  localTime,
   PLAYBOOK_IDS,
   PLAYBOOKS,
   selectEvidence,
@@ -124,6 +127,37 @@ describe('first report text', () => {
       'Limits',
     ]);
     expect(report.startsWith('[HIGH] Brute force: K4-1 Brute force\n')).toBe(true);
+  });
+
+  it('lists the next checks that fit each case, case after case, with the same playbook', () => {
+    const brain = createBrain();
+    const external = makeCase({ caseId: 'ext', name: 'K4-1 Brute force', entities: [ip('203.0.113.77')] });
+    const internal = makeCase({ caseId: 'int', name: 'K4-1 Brute force', entities: [ip('10.20.7.41')] });
+    const checks = (report: string) => report.split('\n').filter((l) => l.startsWith('  - ') && l.includes(': ') && l.endsWith(']'));
+
+    const first = checks(triage(brain, new SimulatedStore(), external).scored.firstReport);
+    const second = checks(triage(brain, new SimulatedStore(), internal).scored.firstReport);
+    const third = checks(triage(brain, new SimulatedStore(), external).scored.firstReport);
+
+    expect(first.some((l) => l.startsWith('  - whois:'))).toBe(true);
+    expect(second.some((l) => l.startsWith('  - whois:'))).toBe(false);
+    expect(second.some((l) => l.startsWith('  - fw-src-dst-port:'))).toBe(true);
+    expect(third).toEqual(first);
+  });
+
+  it('joins cleaned values exactly as cleaning each value and joining would (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 40 })), fc.integer({ min: 1, max: 30 }), (values, max) => {
+        expect(cleanJoin(values, max, ', ')).toBe(values.map((v) => clean(v, max)).join(', '));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('shows local times across a DST change in the tenant zone', () => {
+    expect(localTime('2026-03-08T06:59:00.000Z', 'America/New_York')).toBe('2026-03-08 01:59 America/New_York');
+    expect(localTime('2026-03-08T07:00:00.000Z', 'America/New_York')).toBe('2026-03-08 03:00 America/New_York');
+    expect(localTime('not a time', 'America/New_York')).toBe('unknown time');
   });
 
   it('shows detection time in UTC and in the tenant time zone', () => {

@@ -249,3 +249,40 @@ describe('multi-step attack on vpn01', () => {
     expect(run.verdict.multiStage).toBe(false);
   });
 });
+
+describe('per-policy and per-case memos', () => {
+  it("judges one case under two policies alternately, each time with that policy's facts", () => {
+    const brain = createBrain();
+    const c = k23('k23-memo', 'ws-fin-023.corp.contoso.example', '10.20.7.41');
+    const contoso = resolved();
+    const opsHere = resolved(contosoPolicy({ network: { internal: ['10.0.0.0/8'], maintenanceHosts: ['ws-fin-023'] } }));
+    const severity = (rp: ReturnType<typeof resolved>) => triage(brain, new SimulatedStore(), c, rp).scored.severity;
+
+    const results = [severity(contoso), severity(opsHere), severity(contoso), severity(opsHere)];
+
+    expect(results).toEqual(['critical', 'medium', 'critical', 'medium']);
+  });
+
+  it("takes the threat level from each policy's own scenario of that name", () => {
+    const brain = createBrain();
+    const c = k23('k23-scenario', 'ws-fin-023.corp.contoso.example', '10.20.7.41');
+    const calm = resolved(
+      contosoPolicy({
+        scenarios: {
+          'remote-control-of-terminal': {
+            likelihood: { frequency: 'low', occurrence: 'low' },
+            impact: { breadth: 'low', recovery: 'low' },
+          },
+        },
+      }),
+    );
+
+    const builtIn = triage(brain, new SimulatedStore(), c).scored.threatLevel;
+    const tenant = triage(brain, new SimulatedStore(), c, calm).scored.threatLevel;
+    const builtInAgain = triage(brain, new SimulatedStore(), c).scored.threatLevel;
+
+    expect(builtIn).toBe('high');
+    expect(tenant).toBe('very-low');
+    expect(builtInAgain).toBe('high');
+  });
+});
