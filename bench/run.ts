@@ -155,11 +155,19 @@ async function benchCorrelation(): Promise<Record<string, string>> {
   const loadS = Number(now() - load0) / 1e9;
   db.close();
 
-  // Opening the store reads the log into the in-memory index: its time and heap are part of the cost.
+  // The first look-up reads the log into the in-memory index: its time and heap are part of the cost.
   global.gc?.();
   const heap0 = process.memoryUsage().heapUsed;
   const open0 = now();
   const store = openSqliteStore({ file });
+  // The index is read on the first look-up.
+  await store.findRelated({
+    tenantId,
+    keys: ['host:none'],
+    from: new Date(end).toISOString(),
+    to: new Date(end).toISOString(),
+    limitPerKey: 1,
+  });
   const openS = Number(now() - open0) / 1e9;
   global.gc?.();
   const heapMiB = (process.memoryUsage().heapUsed - heap0) / 2 ** 20;
@@ -198,7 +206,7 @@ async function benchCorrelation(): Promise<Record<string, string>> {
   return {
     'stored alerts (index rows)': `${STORED} (${STORED * 4})`,
     'bulk load of the log (s)': loadS.toFixed(1),
-    'store open: index read from the log (s)': openS.toFixed(1),
+    'first look-up: index read from the log (s)': openS.toFixed(1),
     'index heap (MiB)': `${heapMiB.toFixed(0)} (${((heapMiB * 2 ** 20) / STORED).toFixed(0)} B per stored alert)`,
     'cases measured': String(lat.length),
     'correlation p50 (µs)': us(pct(lat, 50)),

@@ -16,7 +16,7 @@
  *   (case, instant) holding its entity keys and verdict. Rows are never deleted (a re-put marks the
  *   case's old rows dead, `groups = 'null'`), so `seq` (the rowid) only grows without AUTOINCREMENT's
  *   extra page write per commit, and readers can catch up by seq. The index itself lives in
- *   memory (SightingIndex), read back from the log when the store opens and kept current by this
+ *   memory (SightingIndex), read from the log on the first look-up and kept current by this
  *   store's own writes and, when another connection committed (`PRAGMA data_version` changed), by
  *   reading the log rows after the last `seq` seen. v1 kept a key-ordered WITHOUT ROWID table instead;
  *   its six random leaf pages per alert cost ≈ 190 µs at commit and its range scans ≈ 190 µs per
@@ -429,6 +429,13 @@ export class SqliteStore implements Store {
   private horizonSetAt = 0;
   /** Highest log seq read from the database (own writes are applied directly). */
   private lastSeq = 0;
+  /** Whether the index has been read from the log (on the first look-up). */
+  private indexLoaded = false;
+  /**
+   * Whether it was read inside the open transaction: it then holds that transaction's earlier writes,
+   * which no undo entry covers, so a rollback drops the whole index (read again on the next look-up).
+   */
+  private indexLoadedInTx = false;
   /** `PRAGMA data_version` when the index was last synchronised: it changes when another connection commits. */
   private dataVersion = -1;
   /** Index changes of the open unit of work or group, to undo if it rolls back. */
@@ -451,7 +458,10 @@ export class SqliteStore implements Store {
   ) {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
-    this.loadIndex();
+    // The index is read on the first look-up, not here: `triage parked` and other commands that
+    // never correlate should not pay for reading the log (≈ 13 s per million stored alerts).
+    this.horizonSetAt = this.now();
+    this.horizon = new Date(this.horizonSetAt - this.horizonMs).toISOString();
 
     this.putTx = db.transaction(
       (
@@ -595,10 +605,11 @@ export class SqliteStore implements Store {
           if (this.db.inTransaction) this.db.exec('ROLLBACK');
           // The index took the unit's writes as they were made (later statements of the unit read
           // them); put back what they replaced, newest first.
-          for (const u of (this.undo ?? []).reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
+          this.undoIndex(this.undo ?? []);
           throw err;
         } finally {
           this.undo = undefined;
+          this.indexLoadedInTx = false;
         }
       });
     } finally {
@@ -652,10 +663,12 @@ export class SqliteStore implements Store {
       this.undo = undefined;
       try {
         this.run('commit', () => this.db.exec('COMMIT'));
+        this.indexLoadedInTx = false;
         settle();
       } catch (err) {
         if (this.db.inTransaction) this.db.exec('ROLLBACK');
-        for (const u of group.undo.reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
+        this.undoIndex(group.undo);
+        this.indexLoadedInTx = false;
         // Every statement of the group succeeded; only making them durable failed: to each caller
         // that is "not stored, try again", whatever SQLite's reason.
         settle(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('sqlite group commit failed', { cause: err }));
@@ -721,12 +734,14 @@ export class SqliteStore implements Store {
       () => {
         const { version, groups } = this.putTx(record, sightings, expectedEtag, outbox);
         // Written inside a transaction (a group or a unit of work) that undoes this if it rolls back.
-        const previous = this.index.replace(
-          record.tenantId,
-          record.caseId,
-          groups.filter((g) => g.at >= this.horizon),
-        );
-        this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
+        if (this.indexLoaded) {
+          const previous = this.index.replace(
+            record.tenantId,
+            record.caseId,
+            groups.filter((g) => g.at >= this.horizon),
+          );
+          this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
+        }
         return { ...record, etag: String(version) };
       },
       true,
@@ -754,7 +769,19 @@ export class SqliteStore implements Store {
   }
 
   /** Reads the whole log (from the horizon on) into the index. */
+  /** Puts back what a rolled-back transaction's writes replaced in the index, newest first. */
+  private undoIndex(undo: Undo[]): void {
+    if (this.indexLoadedInTx) {
+      this.index.clear();
+      this.indexLoaded = false;
+      return;
+    }
+    for (const u of undo.reverse()) this.index.replace(u.tenantId, u.caseId, u.groups);
+  }
+
   private loadIndex(): void {
+    this.indexLoaded = true;
+    this.indexLoadedInTx = this.db.inTransaction;
     this.index.clear();
     this.horizonSetAt = this.now();
     this.horizon = new Date(this.horizonSetAt - this.horizonMs).toISOString();
@@ -771,10 +798,15 @@ export class SqliteStore implements Store {
   }
 
   /**
-   * Brings the index up to date before a lookup: moves the horizon (hourly), and reads the log rows
-   * another connection appended since the last look. Own writes were applied when made.
+   * Brings the index up to date before a look-up: reads it from the log the first time; later moves
+   * the horizon (hourly) and reads the log rows another connection appended since the last look.
+   * Own writes were applied when made.
    */
   private syncIndex(): void {
+    if (!this.indexLoaded) {
+      this.loadIndex();
+      return;
+    }
     const now = this.now();
     if (now - this.horizonSetAt >= EVICT_EVERY_MS) {
       this.horizonSetAt = now;

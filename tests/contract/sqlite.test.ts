@@ -213,6 +213,45 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     await second.close();
   });
 
+  it('reads the index on the first look-up, not when the store opens', async () => {
+    const file = join(dir, 'triage.db');
+    const first = openSqliteStore({ file, now });
+    await first.putCase(caseRecord('t', 'c1'), [sighting('t', 'c1', 'host:vpn01', at)], undefined);
+    await first.close();
+
+    const second = openSqliteStore({ file, now });
+    const atOpen = second.indexStats.rows;
+    await second.putCase(caseRecord('t', 'c2'), [sighting('t', 'c2', 'host:vpn01', at)], undefined);
+    const found = await second.findRelated({ tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 10 });
+
+    expect(atOpen).toBe(0);
+    expect(found.sightings.map((s) => s.caseId)).toEqual(['c2', 'c1']);
+    await second.close();
+  });
+
+  it('drops an index first read inside a unit of work that rolled back, and reads it again', async () => {
+    const file = join(dir, 'triage.db');
+    const first = openSqliteStore({ file, now });
+    await first.putCase(caseRecord('t', 'kept'), [sighting('t', 'kept', 'host:vpn01', at)], undefined);
+    await first.close();
+    const store = openSqliteStore({ file, now });
+    const q = { tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 10 };
+
+    let seenInside: string[] = [];
+    await expect(
+      store.unitOfWork(async () => {
+        await store.putCase(caseRecord('t', 'lost'), [sighting('t', 'lost', 'host:vpn01', at)], undefined);
+        seenInside = (await store.findRelated(q)).sightings.map((s) => s.caseId);
+        throw new Error('crash in the middle of a batch');
+      }),
+    ).rejects.toThrow('crash');
+    const after = await store.findRelated(q);
+
+    expect(seenInside).toEqual(['lost', 'kept']);
+    expect(after.sightings.map((s) => s.caseId)).toEqual(['kept']);
+    await store.close();
+  });
+
   it("sees another connection's writes, including a revision that dropped a key", async () => {
     const file = join(dir, 'triage.db');
     const a = openSqliteStore({ file, now });
