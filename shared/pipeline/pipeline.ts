@@ -109,6 +109,8 @@ interface Judgement {
 /** The triage pipeline. One instance per process; safe for concurrent calls. */
 export class Pipeline {
   private readonly clock: () => Date;
+  /** Settles when the last holder of the look-up → write lock releases it. */
+  private lookupTail: Promise<void> = Promise.resolve();
   private readonly attempts: number;
   private readonly backoffMs: number;
   /** Bodies larger than this are refused. */
@@ -151,10 +153,14 @@ export class Pipeline {
     const { store } = this.deps;
     const items: ItemOutcome[] = [];
     const pending: Pending[] = [];
+    // Inside a unit of work nobody else can look up or write meanwhile; outside one, a store whose
+    // writes apply on call gets look-up → write ordered across concurrent deliveries (see lookupAndWrite).
+    const inUnit = parsed.length > 1 && store.unitOfWork !== undefined;
+    const ordered = !inUnit && store.appliesWritesOnCall === true;
     const run = async (p: ParseOutcome, index: number): Promise<void> => {
-      items.push(await this.handleParsed(p, options, body, (record, outbox) => pending.push({ index, record, outbox })));
+      items.push(await this.handleParsed(p, options, body, ordered, (record, outbox) => pending.push({ index, record, outbox })));
     };
-    if (parsed.length > 1 && store.unitOfWork) {
+    if (inUnit && store.unitOfWork) {
       await store.unitOfWork(async () => {
         for (const [i, p] of parsed.entries()) await run(p, i);
       });
@@ -170,10 +176,10 @@ export class Pipeline {
     return { items, counts };
   }
 
-  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, defer: Defer): Promise<ItemOutcome> {
+  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, ordered: boolean, defer: Defer): Promise<ItemOutcome> {
     switch (p.status) {
       case 'ok':
-        return this.processWithRetry(p.case, p.path, options, body, defer);
+        return this.processWithRetry(p.case, p.path, options, body, ordered, defer);
       case 'ignored':
         return { path: p.path, status: 'ignored', error: { name: 'Ignored', message: p.reason } };
       case 'rejected':
@@ -185,9 +191,16 @@ export class Pipeline {
     }
   }
 
-  private async processWithRetry(c: Case, path: string, options: IngestOptions, body: unknown, defer: Defer): Promise<ItemOutcome> {
+  private async processWithRetry(
+    c: Case,
+    path: string,
+    options: IngestOptions,
+    body: unknown,
+    ordered: boolean,
+    defer: Defer,
+  ): Promise<ItemOutcome> {
     try {
-      const outcome = await withRetry(() => this.processCase(c, defer), {
+      const outcome = await withRetry(() => this.processCase(c, ordered, defer), {
         attempts: this.attempts,
         baseMs: this.backoffMs,
         maxMs: this.backoffMs * 2 ** this.attempts,
@@ -237,7 +250,7 @@ export class Pipeline {
    * (the new outbox entries, or those a crash left queued) is handed to `defer`; the caller
    * delivers after its commit. Throws only for transient infrastructure failures (retried by the caller).
    */
-  private async processCase(c: Case, defer: Defer): Promise<Omit<ItemOutcome, 'path'>> {
+  private async processCase(c: Case, ordered: boolean, defer: Defer): Promise<Omit<ItemOutcome, 'path'>> {
     const { store, log } = this.deps;
     const clog = log.child({ tenantId: c.tenantId, caseId: c.caseId });
     for (let round = 0; round < 5; round++) {
@@ -256,9 +269,9 @@ export class Pipeline {
           return { status: 'stale', caseId: c.caseId, tenantId: c.tenantId, result: existing.result };
         }
       }
-      const { record, sightings, outbox } = this.judge(c, existing, await this.related(c));
+      const { outbox, write } = await this.lookupAndWrite(c, existing, ordered);
       try {
-        const saved = await store.putCase(record, sightings, existing?.etag, outbox);
+        const saved = await write;
         if (outbox.length > 0) defer(saved, outbox);
         clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: saved.result.severity });
         return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
@@ -269,6 +282,42 @@ export class Pipeline {
       }
     }
     throw new ConcurrencyConflictError(`case ${c.caseId}: too many concurrent updates`);
+  }
+
+  /**
+   * Looks up the case's related cases, judges it and issues its write. With `ordered`, a
+   * process-wide lock spans the look-up and the *issuing* of the write (not its commit): the
+   * store applies the write on call, so whoever looks up next sees this case, and two related
+   * alerts arriving together correlate in arrival order rather than both missing each other. The
+   * section awaits nothing slow (the look-up does not wait for a commit), so concurrent deliveries
+   * still share group commits.
+   */
+  private async lookupAndWrite(
+    c: Case,
+    existing: CaseRecord | undefined,
+    ordered: boolean,
+  ): Promise<{ outbox: NotificationRecord[]; write: Promise<CaseRecord> }> {
+    const release = ordered ? await this.lookupLock() : undefined;
+    try {
+      const { record, sightings, outbox } = this.judge(c, existing, await this.related(c));
+      const write = this.deps.store.putCase(record, sightings, existing?.etag, outbox);
+      write.catch(() => undefined); // awaited by the caller; this only keeps a rejection before that from being "unhandled"
+      return { outbox, write };
+    } finally {
+      release?.();
+    }
+  }
+
+  /** Waits for the look-up → write lock; resolves to its release. */
+  private async lookupLock(): Promise<() => void> {
+    let release: () => void = () => undefined;
+    const mine = new Promise<void>((r) => {
+      release = r;
+    });
+    const before = this.lookupTail;
+    this.lookupTail = before.then(() => mine);
+    await before;
+    return release;
   }
 
   /** Classifies the case and fetches its correlation candidates (the one store query of the hot path). */

@@ -164,6 +164,15 @@ export interface Store {
    */
   unitOfWork?<T>(fn: () => Promise<T>): Promise<T>;
 
+  /**
+   * True when `putCase` applies its writes (index included) before it first awaits, so a
+   * `findRelated` issued after the call already sees them even though the commit comes later
+   * (SQLite's group commit). The pipeline then orders look-up → write per process, so two
+   * related alerts triaged at the same moment see each other in arrival order instead of both
+   * missing each other. Undefined for adapters whose writes are remote calls (Cosmos).
+   */
+  readonly appliesWritesOnCall?: boolean;
+
   /** Frees resources. */
   close(): Promise<void>;
 }

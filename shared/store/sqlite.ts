@@ -421,6 +421,8 @@ export class SqliteStore implements Store {
   private readonly unit = new AsyncLocalStorage<boolean>();
   /** Settles when the open unit of work ends. */
   private active: Promise<void> | undefined;
+  /** putCase applies its writes (and index) before its first await: see the port. */
+  readonly appliesWritesOnCall = true;
   /** The correlation index: every sighting with an instant at or after `horizon`. */
   private readonly index = new SightingIndex();
   /** Canonical instant: the index is complete from here on; lookups starting earlier read the log. */
@@ -637,13 +639,16 @@ export class SqliteStore implements Store {
    * made while a group is open may see the group's writes, so it too is answered only after the
    * commit: nobody is ever told something a failed commit could take back.
    */
-  private async exec<T>(op: string, fn: () => T, write = false): Promise<T> {
+  private async exec<T>(op: string, fn: () => T, kind: 'read' | 'write' | 'lookup' = 'read'): Promise<T> {
     if (this.unit.getStore()) return this.run(op, fn);
     for (let g = this.gate(); g; g = this.gate()) await g;
-    if (write && this.groupCommit && !this.group) this.openGroup();
+    if (kind === 'write' && this.groupCommit && !this.group) this.openGroup();
     const group = this.group;
     const result = this.run(op, fn);
-    if (group) await group.done;
+    // A correlation look-up does not wait: its answer only feeds a verdict that is itself written
+    // (and answered) after a later commit, and waiting would hold the pipeline's look-up → write
+    // ordering (appliesWritesOnCall) across a commit.
+    if (group && kind !== 'lookup') await group.done;
     return result;
   }
 
@@ -744,23 +749,27 @@ export class SqliteStore implements Store {
         }
         return { ...record, etag: String(version) };
       },
-      true,
+      'write',
     );
   }
 
   /** @inheritdoc */
   async findRelated(query: RelatedQuery): Promise<RelatedResult> {
-    return this.exec('findRelated', () => {
-      this.syncIndex();
-      const q = { ...query, from: instantKey(query.from), to: instantKey(query.to) };
-      if (q.from >= this.horizon) return this.index.query(q);
-      // Before the horizon: read the tenant's log rows in the window into a throw-away index.
-      const window = new SightingIndex();
-      const rows = this.stmt.logInWindow.all(q.tenantId, q.from, q.to) as LogRow[];
-      rows.sort((a, b) => (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] - b[0]));
-      eachCase(rows, (tenantId, caseId, groups) => window.replace(tenantId, caseId, groups));
-      return window.query(q);
-    });
+    return this.exec(
+      'findRelated',
+      () => {
+        this.syncIndex();
+        const q = { ...query, from: instantKey(query.from), to: instantKey(query.to) };
+        if (q.from >= this.horizon) return this.index.query(q);
+        // Before the horizon: read the tenant's log rows in the window into a throw-away index.
+        const window = new SightingIndex();
+        const rows = this.stmt.logInWindow.all(q.tenantId, q.from, q.to) as LogRow[];
+        rows.sort((a, b) => (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] - b[0]));
+        eachCase(rows, (tenantId, caseId, groups) => window.replace(tenantId, caseId, groups));
+        return window.query(q);
+      },
+      'lookup',
+    );
   }
 
   /** Sightings held in memory by the correlation index (for the benchmark and health). */
@@ -830,17 +839,17 @@ export class SqliteStore implements Store {
   /** @inheritdoc */
   async acquireLease(lease: Lease, now: string): Promise<{ acquired: boolean; lease: Lease }> {
     // IMMEDIATE: take the write lock before reading, so two processes cannot both see "free".
-    return this.exec('acquireLease', () => this.leaseTx.immediate(lease, now), true);
+    return this.exec('acquireLease', () => this.leaseTx.immediate(lease, now), 'write');
   }
 
   /** @inheritdoc */
   async releaseLease(tenantId: string, caseId: string, owner: string): Promise<void> {
-    await this.exec('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner), true);
+    await this.exec('releaseLease', () => this.stmt.deleteLease.run(tenantId, caseId, owner), 'write');
   }
 
   /** @inheritdoc */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
-    return this.exec('enqueueNotification', () => this.enqueueTx(n), true);
+    return this.exec('enqueueNotification', () => this.enqueueTx(n), 'write');
   }
 
   /** Updates status and attempts; `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
@@ -852,7 +861,7 @@ export class SqliteStore implements Store {
     const r = await this.exec(
       'markNotification',
       () => this.stmt.markNotification.run(update.status, update.attempts, update.sentAt ?? null, update.lastError ?? null, tenantId, key),
-      true,
+      'write',
     );
     if (r.changes === 0) this.log.warn('store.notification.unknown', { tenantId, key });
   }
@@ -907,7 +916,7 @@ export class SqliteStore implements Store {
           item.parkedAt,
           item.replayedAt ?? null,
         ),
-      true,
+      'write',
     );
   }
 
@@ -934,7 +943,7 @@ export class SqliteStore implements Store {
 
   /** Sets `replayedAt`; an unknown id changes nothing. */
   async markParkedReplayed(id: string, at: string): Promise<void> {
-    const r = await this.exec('markParkedReplayed', () => this.stmt.markParked.run(at, id), true);
+    const r = await this.exec('markParkedReplayed', () => this.stmt.markParked.run(at, id), 'write');
     if (r.changes === 0) this.log.warn('store.parked.unknown', { parkedId: id });
   }
 

@@ -173,3 +173,24 @@ describe('pipeline delivery failures', () => {
     expect(sent.length).toBeGreaterThanOrEqual(1);
   });
 });
+
+describe('pipeline ordering of concurrent deliveries', () => {
+  const chain = readFileSync(join(ROOT, 'examples', 'attack-chain.ndjson'), 'utf8')
+    .trim()
+    .split('\n');
+  const alerts = { kind: 'alerts' as const, source: 'test' };
+
+  it('correlates two related alerts delivered at the same moment in arrival order, instead of both missing each other', async () => {
+    const { pipeline } = setup();
+
+    // Act: both deliveries in flight together (as concurrent HTTP requests are).
+    const [first, second] = await Promise.all([
+      pipeline.ingestText(chain[0] as string, alerts),
+      pipeline.ingestText(chain[1] as string, alerts),
+    ]);
+
+    const firstId = first.items[0]?.caseId as string;
+    expect(first.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
+    expect(second.items[0]?.result?.killChain.relatedCaseIds).toEqual([firstId]);
+  });
+});
