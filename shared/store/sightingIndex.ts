@@ -153,32 +153,55 @@ export class SightingIndex {
     });
   }
 
-  /** Drops every entry older than `at` (canonical instant). Returns how many rows went. */
+  /**
+   * Drops every entry older than `at` (canonical instant). Returns how many rows went. Walks each
+   * key's array only up to `at` (the arrays are time-ordered), so it costs the rows dropped plus one
+   * binary search per key, not a pass over every case.
+   */
   evictBefore(at: string): number {
     let dropped = 0;
-    for (const [caseId, held] of this.byCase) {
-      const entries = Array.isArray(held) ? held : [held];
-      const keep = entries.filter((e) => e.at >= at);
-      if (keep.length === entries.length) continue;
-      for (const e of entries) {
-        if (e.at >= at) continue;
-        for (const k of e.keys) this.delete(e.tenantId, k, e);
-        this.entryCount--;
-        this.rowCount -= e.keys.length;
-        dropped += e.keys.length;
+    const released: string[] = [];
+    for (const [tenant, tenantKeys] of this.byKey) {
+      for (const [key, arr] of tenantKeys) {
+        const n = lowerBound(arr, at, '');
+        if (n === 0) continue;
+        for (let i = 0; i < n; i++) if (this.forgetEntry(arr[i] as Entry)) this.entryCount--;
+        arr.splice(0, n);
+        this.rowCount -= n;
+        dropped += n;
+        if (arr.length === 0) {
+          tenantKeys.delete(key);
+          this.keyCount--;
+          released.push(key);
+        }
       }
-      if (keep.length === 0) this.byCase.delete(caseId);
-      else this.byCase.set(caseId, keep.length === 1 ? (keep[0] as Entry) : keep);
+      if (tenantKeys.size === 0) {
+        this.byKey.delete(tenant);
+        released.push(tenant);
+      }
     }
-    // Re-intern from what is left, so keys seen only in evicted cases are released too.
-    this.interned.clear();
-    for (const held of this.byCase.values()) {
-      for (const e of Array.isArray(held) ? held : [held]) {
-        this.interned.set(e.tenantId, e.tenantId);
-        for (const k of e.keys) this.interned.set(k, k);
-      }
+    // An interned string no tenant uses any more (as a key, or as the tenant itself) is let go.
+    for (const k of released) {
+      let used = this.byKey.has(k);
+      for (const tenantKeys of this.byKey.values()) used ||= tenantKeys.has(k);
+      if (!used) this.interned.delete(k);
     }
     return dropped;
+  }
+
+  /** Removes an entry from its case's list; false when it was already gone (an entry sits under several keys). */
+  private forgetEntry(e: Entry): boolean {
+    const held = this.byCase.get(e.caseId);
+    if (held === e) {
+      this.byCase.delete(e.caseId);
+      return true;
+    }
+    if (!Array.isArray(held)) return false;
+    const i = held.indexOf(e);
+    if (i < 0) return false;
+    held.splice(i, 1);
+    if (held.length === 1) this.byCase.set(e.caseId, held[0] as Entry);
+    return true;
   }
 
   /** Empties the index. */

@@ -132,69 +132,80 @@ describe('SightingIndex', () => {
       limit: fc.integer({ min: 0, max: 5 }),
     });
     fc.assert(
-      fc.property(fc.array(write, { maxLength: 30 }), fc.array(ask, { minLength: 1, maxLength: 5 }), fc.boolean(), (writes, asks, bulk) => {
-        // Arrange: the model is the former table — one row per (tenant, key, instant, case).
-        const model = new Map<string, { tenant: string; key: string; at: string; caseId: string; severity: string }>();
-        const index = new SightingIndex();
-        const finals = new Map<string, SightingGroup[]>();
-        for (const [n, w] of writes.entries()) {
-          for (const [id, r] of model) if (r.tenant === w.tenant && r.caseId === w.caseId) model.delete(id);
-          const sightings = w.groups.flatMap((g) =>
-            g.keys.map((k) => ({
-              tenantId: w.tenant,
-              caseId: w.caseId,
-              entityKey: k,
-              detectedAt: g.at,
-              phases: [],
-              playbook: 'p',
-              severity: 'low' as Severity,
-            })),
-          );
-          const groups = groupSightings(
-            sightings.map((s) => ({ ...s, severity: (n % 2 ? 'low' : 'high') as Severity })),
-            (iso) => iso,
-          );
-          for (const g of groups)
-            for (const k of g.keys)
-              model.set(`${w.tenant}|${k}|${g.at}|${w.caseId}`, {
-                tenant: w.tenant,
-                key: k,
-                at: g.at,
+      fc.property(
+        fc.array(write, { maxLength: 30 }),
+        fc.array(ask, { minLength: 1, maxLength: 5 }),
+        fc.boolean(),
+        fc.option(instant, { nil: undefined }),
+        (writes, asks, bulk, evictBefore) => {
+          // Arrange: the model is the former table — one row per (tenant, key, instant, case).
+          const model = new Map<string, { tenant: string; key: string; at: string; caseId: string; severity: string }>();
+          const index = new SightingIndex();
+          const finals = new Map<string, SightingGroup[]>();
+          for (const [n, w] of writes.entries()) {
+            for (const [id, r] of model) if (r.tenant === w.tenant && r.caseId === w.caseId) model.delete(id);
+            const sightings = w.groups.flatMap((g) =>
+              g.keys.map((k) => ({
+                tenantId: w.tenant,
                 caseId: w.caseId,
-                severity: g.severity,
-              });
-          if (bulk) finals.set(`${w.tenant}\u0000${w.caseId}`, groups);
-          else index.replace(w.tenant, w.caseId, groups);
-        }
-        if (bulk)
-          index.load((add) => {
-            for (const [id, groups] of finals) add(id.split('\u0000')[0] as string, id.split('\u0000')[1] as string, groups);
-          });
-        for (const a of asks) {
-          // Act
-          const got = index.query({
-            tenantId: a.tenant,
-            keys: a.keys,
-            from: a.from,
-            to: a.to,
-            excludeCaseId: a.exclude,
-            limitPerKey: a.limit,
-          });
-          // Assert: same rows, same order, same saturated keys.
-          const want: string[] = [];
-          const saturated: string[] = [];
-          if (a.limit > 0)
-            for (const k of [...new Set(a.keys)]) {
-              const rows = [...model.values()]
-                .filter((r) => r.tenant === a.tenant && r.key === k && r.at >= a.from && r.at <= a.to && r.caseId !== a.exclude)
-                .sort((x, y) => (x.at === y.at ? (x.caseId < y.caseId ? 1 : -1) : x.at < y.at ? 1 : -1));
-              if (rows.length >= a.limit) saturated.push(k);
-              else want.push(...rows.map((r) => `${k}@${r.caseId}@${r.at}@${r.severity}`));
-            }
-          expect(got.saturated).toEqual(saturated);
-          expect(got.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.detectedAt}@${s.severity}`)).toEqual(want);
-        }
-      }),
+                entityKey: k,
+                detectedAt: g.at,
+                phases: [],
+                playbook: 'p',
+                severity: 'low' as Severity,
+              })),
+            );
+            const groups = groupSightings(
+              sightings.map((s) => ({ ...s, severity: (n % 2 ? 'low' : 'high') as Severity })),
+              (iso) => iso,
+            );
+            for (const g of groups)
+              for (const k of g.keys)
+                model.set(`${w.tenant}|${k}|${g.at}|${w.caseId}`, {
+                  tenant: w.tenant,
+                  key: k,
+                  at: g.at,
+                  caseId: w.caseId,
+                  severity: g.severity,
+                });
+            if (bulk) finals.set(`${w.tenant}\u0000${w.caseId}`, groups);
+            else index.replace(w.tenant, w.caseId, groups);
+          }
+          if (bulk)
+            index.load((add) => {
+              for (const [id, groups] of finals) add(id.split('\u0000')[0] as string, id.split('\u0000')[1] as string, groups);
+            });
+          if (evictBefore !== undefined) {
+            index.evictBefore(evictBefore);
+            for (const [id, r] of model) if (r.at < evictBefore) model.delete(id);
+          }
+          expect(index.rows).toBe(model.size);
+          for (const a of asks) {
+            // Act
+            const got = index.query({
+              tenantId: a.tenant,
+              keys: a.keys,
+              from: a.from,
+              to: a.to,
+              excludeCaseId: a.exclude,
+              limitPerKey: a.limit,
+            });
+            // Assert: same rows, same order, same saturated keys.
+            const want: string[] = [];
+            const saturated: string[] = [];
+            if (a.limit > 0)
+              for (const k of [...new Set(a.keys)]) {
+                const rows = [...model.values()]
+                  .filter((r) => r.tenant === a.tenant && r.key === k && r.at >= a.from && r.at <= a.to && r.caseId !== a.exclude)
+                  .sort((x, y) => (x.at === y.at ? (x.caseId < y.caseId ? 1 : -1) : x.at < y.at ? 1 : -1));
+                if (rows.length >= a.limit) saturated.push(k);
+                else want.push(...rows.map((r) => `${k}@${r.caseId}@${r.at}@${r.severity}`));
+              }
+            expect(got.saturated).toEqual(saturated);
+            expect(got.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.detectedAt}@${s.severity}`)).toEqual(want);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
