@@ -12,7 +12,7 @@
  * key. Entity key strings are interned, so a key seen in many cases is stored once.
  */
 import type { KillChainPhase, Severity } from '../model/domain';
-import type { EntitySighting, RelatedResult } from './port';
+import type { EntitySighting, RelatedQuery, RelatedResult } from './port';
 
 /** A case's sightings at one instant: the same verdict under several entity keys. */
 export interface SightingGroup {
@@ -36,15 +36,8 @@ interface Entry {
   readonly keys: readonly string[];
 }
 
-/** A query in canonical instants (the caller canonicalises `from` / `to`). */
-export interface IndexQuery {
-  readonly tenantId: string;
-  readonly keys: readonly string[];
-  readonly from: string;
-  readonly to: string;
-  readonly excludeCaseId?: string;
-  readonly limitPerKey: number;
-}
+/** The store's RelatedQuery with `from` / `to` as canonical instants (the caller canonicalises them). */
+export type IndexQuery = RelatedQuery;
 
 /** (at, caseId) order, the order of the former SQLite primary key (binary collation). */
 function before(a: Entry, at: string, caseId: string): boolean {

@@ -32,9 +32,11 @@
  * - `leases`, `parked`.
  * No foreign keys: the hot tables are written once per alert and every extra B-tree probe counts.
  *
- * putCase is one transaction: case row (conditional), revision log, index rows, outbox entries.
- * better-sqlite3 is synchronous: every method does its work before returning an already settled
- * promise. Statements are prepared once per store.
+ * putCase is one transaction (a savepoint): case row (conditional), revision log, index rows,
+ * outbox entries. better-sqlite3 is synchronous: every method does its work when called. Writes
+ * outside a unit of work join a group commit (see exec): their promises settle after the group's
+ * COMMIT on the next event-loop turn, so concurrent deliveries share one commit and nobody is
+ * answered before it. Statements are prepared once per store.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
