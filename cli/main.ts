@@ -51,6 +51,7 @@ async function serve(args: string[], log: Logger): Promise<number> {
     options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7071' } },
   });
   const rt = await createRuntime(process.env, { log });
+  await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
   installFunctionsCore();
   require('../functions/index');
@@ -196,6 +197,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { batch: { type: 'string', default: '100' } } });
   const size = Math.max(1, Number(values.batch));
   const rt = await createRuntime(process.env, { log });
+  await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
   try {
     installFunctionsCore();

@@ -173,6 +173,13 @@ export interface Store {
    */
   readonly appliesWritesOnCall?: boolean;
 
+  /**
+   * Optional: builds what the store would otherwise build on first use, so the first request
+   * does not pay for it (SQLite: reads its correlation index from the log). Long-running hosts
+   * call it before taking traffic.
+   */
+  warm?(): Promise<void>;
+
   /** Frees resources. */
   close(): Promise<void>;
 }

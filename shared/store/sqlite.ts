@@ -774,6 +774,13 @@ export class SqliteStore implements Store {
     );
   }
 
+  /** Reads the correlation index now rather than on the first look-up (`triage serve` before listening). */
+  async warm(): Promise<void> {
+    const t0 = this.now();
+    await this.exec('warm', () => this.syncIndex(), 'lookup');
+    this.log.info('store.sqlite.index', { ...this.indexStats, ms: this.now() - t0 });
+  }
+
   /** Sightings held in memory by the correlation index (for the benchmark and health). */
   get indexStats(): { rows: number; entries: number; keys: number; horizon: string } {
     return { rows: this.index.rows, entries: this.index.entries, keys: this.index.keys, horizon: this.horizon };

@@ -229,6 +229,23 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     await second.close();
   });
 
+  it('reads the index when warmed, before any look-up', async () => {
+    const file = join(dir, 'triage.db');
+    const first = openSqliteStore({ file, now });
+    await first.putCase(
+      caseRecord('t', 'c1'),
+      [sighting('t', 'c1', 'host:vpn01', at), sighting('t', 'c1', 'ip:203.0.113.77', at)],
+      undefined,
+    );
+    await first.close();
+    const second = openSqliteStore({ file, now });
+
+    await second.warm();
+
+    expect(second.indexStats).toMatchObject({ rows: 2, entries: 1, keys: 2 });
+    await second.close();
+  });
+
   it('drops an index first read inside a unit of work that rolled back, and reads it again', async () => {
     const file = join(dir, 'triage.db');
     const first = openSqliteStore({ file, now });
