@@ -279,7 +279,7 @@ interface CaseRow {
 
 const DAY_MS = 86_400_000;
 const DEFAULT_INDEX_DAYS = 30;
-/** How far the horizon may lag behind the clock before old entries are dropped (eviction walks the whole index). */
+/** How far the horizon may lag behind the clock before old entries are dropped (eviction visits every key). */
 const EVICT_EVERY_MS = 3_600_000;
 
 /** seq, tenant_id, case_id, detected_at, groups (JSON). */
