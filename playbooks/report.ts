@@ -7,8 +7,9 @@
  * Plain text. Attacker-controlled strings (titles, command lines, user names) are
  * made single-line and bounded here; channels still escape for their format.
  */
-import { parseInstant, utcFields } from '../shared/correlation/instant';
+
 import type { Case, Severity } from '../shared/model/domain';
+import { parseInstant, utcFields } from '../shared/model/instant';
 import { zoneOffsetMs } from '../shared/notify/hours';
 import { EVIDENCE_QUERIES, type EvidenceQuery } from './evidence';
 import {

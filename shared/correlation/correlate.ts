@@ -32,9 +32,9 @@
  * has the attacker got", not this alert's own phase.
  */
 import { type Case, KILL_CHAIN_PHASES, type KillChainPhase, type KillChainVerdict } from '../model/domain';
+import { parseInstant } from '../model/instant';
 import type { CorrelationPlan } from '../pipeline/brain';
 import type { EntitySighting } from '../store/port';
-import { parseInstant } from './instant';
 import { alertPhaseMask, highestPhase, type KillChainMapping, lowestPhase, maskOf, phaseCount, phasesOfMask } from './killchain';
 import type { CorrelationSettings } from './plan';
 

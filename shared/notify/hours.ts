@@ -18,8 +18,8 @@
  */
 import { DateTime, Duration, IANAZone } from 'luxon';
 import type { TenantPolicy } from '../config/policy';
-import { parseInstant } from '../correlation/instant';
 import type { Severity } from '../model/domain';
+import { parseInstant } from '../model/instant';
 
 /** Default size of the second-report deadline, in hours (business or wall-clock per policy). */
 export const SECOND_REPORT_HOURS = 4;

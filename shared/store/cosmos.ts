@@ -73,6 +73,7 @@ import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
+import { canonicalInstant } from '../model/instant';
 import type {
   CaseRecord,
   CaseState,
@@ -341,15 +342,6 @@ const leaseDocId = (caseId: string) => `lease:${idPart(caseId)}`;
 const sightingDocId = (caseId: string, entityKey: string, at: string) => `sighting:${hashId(caseId, entityKey, at)}`;
 const outboxDocId = (key: string) => `outbox:${hashId(key)}`;
 
-const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-/** Canonical `toISOString()` spelling so string order is time order (same rule as the SQLite adapter). */
-function instantKey(iso: string): string {
-  if (CANONICAL_INSTANT.test(iso)) return iso;
-  const ms = Date.parse(iso);
-  return Number.isNaN(ms) ? iso : new Date(ms).toISOString();
-}
-
 interface CaseDoc {
   id: string;
   docType: 'case';
@@ -532,7 +524,7 @@ export class CosmosStore implements Store {
 
     const sightingDocs = new Map<string, JSONObject>();
     for (const s of sightings) {
-      const at = instantKey(s.detectedAt);
+      const at = canonicalInstant(s.detectedAt);
       const id = sightingDocId(caseId, s.entityKey, at);
       sightingDocs.set(
         id,
@@ -661,8 +653,8 @@ export class CosmosStore implements Store {
     if (keys.length === 0 || query.limitPerKey <= 0) return { sightings: [], saturated: [] };
     const parameters: SqlParameter[] = [
       { name: '@tenantId', value: query.tenantId },
-      { name: '@from', value: instantKey(query.from) },
-      { name: '@to', value: instantKey(query.to) },
+      { name: '@from', value: canonicalInstant(query.from) },
+      { name: '@to', value: canonicalInstant(query.to) },
     ];
     const names = keys.map((k, i) => {
       parameters.push({ name: `@k${i}`, value: k });

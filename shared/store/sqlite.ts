@@ -45,6 +45,7 @@ import Database from 'better-sqlite3';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
+import { canonicalInstant } from '../model/instant';
 import type {
   CaseRecord,
   CaseState,
@@ -372,19 +373,6 @@ interface ParkedRow {
   replayed_at: string | null;
 }
 
-const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
-
-/**
- * The canonical spelling of an ISO 8601 instant (`toISOString()`), so that string order is
- * time order: `…00Z`, `…00.000Z` and `…00.0000000Z` (Sentinel) compare equal. Unparseable
- * text is kept as is. (The Cosmos adapter applies the same rule.)
- */
-function instantKey(iso: string): string {
-  if (CANONICAL_INSTANT.test(iso)) return iso;
-  const ms = Date.parse(iso);
-  return Number.isNaN(ms) ? iso : new Date(ms).toISOString();
-}
-
 /** SQLite error codes that mean "busy / I/O trouble, try again", not "your statement is wrong". */
 const UNAVAILABLE_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|PROTOCOL|READONLY)/;
 
@@ -495,7 +483,7 @@ export class SqliteStore implements Store {
           result: reportId === null ? record.result : { ...record.result, firstReport: '' },
         });
         const now = new Date().toISOString();
-        const groups = groupSightings(sightings, instantKey);
+        const groups = groupSightings(sightings, canonicalInstant);
         let version: number;
         let previousSeqs: number[] = [];
         if (expectedEtag !== undefined) {
@@ -517,7 +505,7 @@ export class SqliteStore implements Store {
           list.push([[...g.phases], g.playbook, g.severity, [...g.keys]]);
           byAt.set(g.at, list);
         }
-        if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(instantKey(record.detectedAt), []);
+        if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(canonicalInstant(record.detectedAt), []);
         const seqs: number[] = [];
         for (const [at, list] of byAt) {
           seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
@@ -761,7 +749,7 @@ export class SqliteStore implements Store {
       'findRelated',
       () => {
         this.syncIndex();
-        const q = { ...query, from: instantKey(query.from), to: instantKey(query.to) };
+        const q = { ...query, from: canonicalInstant(query.from), to: canonicalInstant(query.to) };
         if (q.from >= this.horizon) return this.index.query(q);
         // Before the horizon: read the tenant's log rows in the window into a throw-away index.
         const window = new SightingIndex();

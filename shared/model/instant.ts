@@ -101,3 +101,16 @@ export function utcFields(ms: number): UtcFields {
     minute: Math.floor((inDay % 3_600_000) / 60_000),
   };
 }
+
+const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
+
+/**
+ * The canonical spelling of an ISO 8601 instant (`toISOString()`), so that string order is
+ * time order: `…00Z`, `…00.000Z` and `…00.0000000Z` (Sentinel) compare equal. Unparseable
+ * text is kept as is. Both stores key their time-ordered data with it.
+ */
+export function canonicalInstant(iso: string): string {
+  if (CANONICAL_INSTANT.test(iso)) return iso;
+  const ms = Date.parse(iso);
+  return Number.isNaN(ms) ? iso : new Date(ms).toISOString();
+}

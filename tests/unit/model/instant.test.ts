@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { parseInstant, utcFields } from '../../../shared/correlation/instant';
+import { canonicalInstant, parseInstant, utcFields } from '../../../shared/model/instant';
 
 const MIN_4_DIGIT_YEAR = Date.parse('0000-01-01T00:00:00.000Z');
 const MAX_4_DIGIT_YEAR = Date.parse('9999-12-31T23:59:59.999Z');
@@ -72,5 +72,17 @@ describe('utcFields', () => {
   it('gives NaN fields outside the Date range, like an invalid Date', () => {
     expect(utcFields(8.64e15 + 1).year).toBeNaN();
     expect(utcFields(Number.NaN).minute).toBeNaN();
+  });
+});
+
+describe('canonicalInstant', () => {
+  it('spells every form of one instant the same way, so string order is time order, and keeps what it cannot read', () => {
+    const forms = ['2026-11-16T02:06:39.655Z', '2026-11-16T02:06:39.6550000Z', '2026-11-16T11:06:39.655+09:00'];
+
+    const canonical = forms.map(canonicalInstant);
+
+    expect(new Set(canonical)).toEqual(new Set(['2026-11-16T02:06:39.655Z']));
+    expect(canonicalInstant('2026-11-16T02:06:39Z') < canonicalInstant('2026-11-16T02:06:39.001Z')).toBe(true);
+    expect(canonicalInstant('not a date')).toBe('not a date');
   });
 });
