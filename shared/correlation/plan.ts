@@ -14,6 +14,7 @@ import { NetworkMatcher, parseIp } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
 import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase } from '../model/domain';
 import type { CorrelationPlan } from '../pipeline/brain';
+import type { RelatedQuery } from '../store/port';
 
 /** Entity kinds whose keys are used to find related cases. */
 export const CORRELATING_KINDS: ReadonlySet<EntityKind> = new Set<EntityKind>(['ip', 'host', 'account']);
@@ -221,4 +222,21 @@ export function lookupKeys(keys: readonly string[]): string[] {
 function isDeviceIdKey(k: string): boolean {
   for (const p of DEVICE_ID_PREFIXES) if (k.startsWith(p)) return true;
   return false;
+}
+
+/**
+ * The store query for a case's correlation candidates: the plan's look-up keys within
+ * detectedAt ± window (order-independent), the case's own rows left out, and one row past the
+ * infrastructure threshold, so a key at the threshold comes back as saturated.
+ */
+export function relatedQuery(c: Pick<Case, 'tenantId' | 'caseId' | 'detectedAt'>, plan: CorrelationPlan): RelatedQuery {
+  const at = Date.parse(c.detectedAt);
+  return {
+    tenantId: c.tenantId,
+    keys: plan.lookup,
+    from: new Date(at - plan.windowMs).toISOString(),
+    to: new Date(at + plan.windowMs).toISOString(),
+    excludeCaseId: c.caseId,
+    limitPerKey: plan.infrastructureThreshold + 1,
+  };
 }

@@ -13,6 +13,7 @@
  *   delivery) is delivered on the next delivery of the same input or by `drain`.
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
+import { relatedQuery } from '../correlation/plan';
 import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
 import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
@@ -326,15 +327,7 @@ export class Pipeline {
     const cls = this.deps.brain.classify(c, policy);
     const plan = this.deps.brain.planCorrelation(c, cls, policy);
     if (plan.keys.length === 0) return { sightings: [], saturated: [], policy, cls, plan };
-    const at = Date.parse(c.detectedAt);
-    const { sightings, saturated } = await this.deps.store.findRelated({
-      tenantId: c.tenantId,
-      keys: plan.lookup,
-      from: new Date(at - plan.windowMs).toISOString(),
-      to: new Date(at + plan.windowMs).toISOString(),
-      excludeCaseId: c.caseId,
-      limitPerKey: plan.infrastructureThreshold + 1,
-    });
+    const { sightings, saturated } = await this.deps.store.findRelated(relatedQuery(c, plan));
     return { sightings, saturated, policy, cls, plan };
   }
 
