@@ -12,6 +12,7 @@
  * key. Entity key strings are interned, so a key seen in many cases is stored once.
  */
 import type { KillChainPhase, Severity } from '../model/domain';
+import { canonicalInstant } from '../model/instant';
 import type { EntitySighting, RelatedQuery, RelatedResult } from './port';
 
 /** A case's sightings at one instant: the same verdict under several entity keys. */
@@ -309,14 +310,14 @@ export class SightingIndex {
 /**
  * Groups a case's sightings by instant and verdict (in the pipeline: one group per case), one
  * row per (key, instant): a repeated (key, instant) keeps its last verdict, as the former
- * primary key did. `canonical` turns an ISO time into the canonical instant.
+ * primary key did. Instants are canonicalised (canonicalInstant).
  */
-export function groupSightings(sightings: readonly EntitySighting[], canonical: (iso: string) => string): SightingGroup[] {
+export function groupSightings(sightings: readonly EntitySighting[]): SightingGroup[] {
   const last = new Map<string, { readonly s: EntitySighting; readonly at: string }>();
   for (const s of sightings) {
     // The instant is kept as its own (flat) string: slicing it back out of the map key would give
     // a sliced string, measurably slower to compare in every later lookup.
-    const at = canonical(s.detectedAt);
+    const at = canonicalInstant(s.detectedAt);
     const id = `${s.entityKey}\u0000${at}`;
     last.delete(id); // re-inserting keeps the last writer's position too
     last.set(id, { s, at });

@@ -483,7 +483,7 @@ export class SqliteStore implements Store {
           result: reportId === null ? record.result : { ...record.result, firstReport: '' },
         });
         const now = new Date().toISOString();
-        const groups = groupSightings(sightings, canonicalInstant);
+        const groups = groupSightings(sightings);
         let version: number;
         let previousSeqs: number[] = [];
         if (expectedEtag !== undefined) {

@@ -99,14 +99,11 @@ describe('SightingIndex', () => {
       severity,
     });
 
-    const groups = groupSightings(
-      [
-        s('host:a', '2024-05-02T09:00:00+09:00', 'low'),
-        s('host:b', '2024-05-02T00:00:00Z', 'low'),
-        s('host:a', '2024-05-02T00:00:00.000Z', 'high'),
-      ],
-      (iso) => new Date(iso).toISOString(),
-    );
+    const groups = groupSightings([
+      s('host:a', '2024-05-02T09:00:00+09:00', 'low'),
+      s('host:b', '2024-05-02T00:00:00Z', 'low'),
+      s('host:a', '2024-05-02T00:00:00.000Z', 'high'),
+    ]);
 
     expect(groups).toEqual([
       { at: '2024-05-02T00:00:00.000Z', phases: ['exploitation'], playbook: 'brute-force', severity: 'low', keys: ['host:b'] },
@@ -155,10 +152,7 @@ describe('SightingIndex', () => {
                 severity: 'low' as Severity,
               })),
             );
-            const groups = groupSightings(
-              sightings.map((s) => ({ ...s, severity: (n % 2 ? 'low' : 'high') as Severity })),
-              (iso) => iso,
-            );
+            const groups = groupSightings(sightings.map((s) => ({ ...s, severity: (n % 2 ? 'low' : 'high') as Severity })));
             for (const g of groups)
               for (const k of g.keys)
                 model.set(`${w.tenant}|${k}|${g.at}|${w.caseId}`, {
