@@ -161,10 +161,11 @@ export function parseIp(text: string): ParsedIp | undefined {
  */
 export class NetworkMatcher {
   private readonly ips = new Set<string>();
-  private readonly cidrs: Cidr[] = [];
+  /** IPv6 blocks, matched by ipaddr.js. */
+  private readonly v6Cidrs: Cidr[] = [];
   /**
-   * The IPv4 blocks of `cidrs` again as [network number, prefix length]: triage checks every IP
-   * against five lists per case, and arithmetic is ~20× cheaper than ipaddr.js's octet-wise match.
+   * IPv4 blocks as [network number, prefix length]: triage checks every IP against five lists
+   * per case, and arithmetic is ~20× cheaper than ipaddr.js's octet-wise match.
    */
   private readonly v4Cidrs: (readonly [number, number])[] = [];
   private readonly hosts = new Set<string>();
@@ -179,9 +180,9 @@ export class NetworkMatcher {
       }
       try {
         const cidr = ipaddr.parseCIDR(e.trim());
-        this.cidrs.push(cidr);
         const [net, bits] = cidr;
         if (net.kind() === 'ipv4') this.v4Cidrs.push([v4Number(net.toByteArray()), bits]);
+        else this.v6Cidrs.push(cidr);
         continue;
       } catch {
         // not a CIDR: a host name
@@ -192,12 +193,12 @@ export class NetworkMatcher {
 
   /** Whether the list is empty. */
   get empty(): boolean {
-    return this.ips.size === 0 && this.cidrs.length === 0 && this.hosts.size === 0;
+    return !this.hasAddresses && this.hosts.size === 0;
   }
 
   /** Whether the list has IP or CIDR entries. */
   get hasAddresses(): boolean {
-    return this.ips.size > 0 || this.cidrs.length > 0;
+    return this.ips.size > 0 || this.v4Cidrs.length > 0 || this.v6Cidrs.length > 0;
   }
 
   /** Matches a parsed IP. */
@@ -208,7 +209,7 @@ export class NetworkMatcher {
       for (const [net, bits] of this.v4Cidrs) if (inV4Block(v4, net, bits)) return true;
       return false;
     }
-    for (const [net, bits] of this.cidrs) if (net.kind() === 'ipv6' && ip.addr.match(net, bits)) return true;
+    for (const [net, bits] of this.v6Cidrs) if (ip.addr.match(net, bits)) return true;
     return false;
   }
 
