@@ -792,12 +792,12 @@ export class SqliteStore implements Store {
     this.horizonSetAt = this.now();
     this.horizon = new Date(this.horizonSetAt - this.horizonMs).toISOString();
     this.dataVersion = this.stmt.dataVersion.get() as number;
-    // Read in table order (a sequential scan: five times faster than walking the by-time index),
-    // then fed in time order, so every key's array is built by appending. A case with rows at
-    // several instants comes once per instant: `load` adds instead of replacing.
+    // Fed in time order, so every key's array is built by appending. SQLite's sorter over a
+    // sequential scan, streamed row by row, is 1.7× faster than walking the by-time index or than
+    // sorting all rows in JS (and never holds every row at once). A case with rows at several
+    // instants comes once per instant: `load` adds instead of replacing.
     this.lastSeq = (this.stmt.maxSeq.get() as number | null) ?? 0;
-    const rows = this.stmt.logFrom.all(this.horizon) as LogRow[];
-    rows.sort((a, b) => (a[3] < b[3] ? -1 : a[3] > b[3] ? 1 : 0));
+    const rows = this.stmt.logFrom.iterate(this.horizon) as IterableIterator<LogRow>;
     this.index.load((add) => {
       for (const row of rows) add(row[1], row[2], groupsOf(row));
     });
@@ -992,7 +992,8 @@ function prepareStatements(db: Database.Database) {
       )
       .raw(true),
     logFrom: db
-      .prepare<[string]>('SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log NOT INDEXED WHERE detected_at >= ?')
+      // `+` keeps the planner off the by-time index: a scan and a sort beat walking the index.
+      .prepare<[string]>('SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log WHERE +detected_at >= ? ORDER BY +detected_at, seq')
       .raw(true),
     maxSeq: db.prepare('SELECT MAX(seq) FROM sighting_log').pluck(),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
