@@ -11,6 +11,16 @@
  *   each key at most once, so no redelivery can notify twice.
  * - Delivery happens after the commit; whatever is still queued (crash between commit and
  *   delivery) is delivered on the next delivery of the same input or by `drain`.
+ *
+ * Related alerts arriving at the same moment
+ * - A case sees the related cases committed before its look-up. Two related alerts looked up at
+ *   the same moment would both miss each other. In one process the look-up → write lock orders
+ *   them (stores that apply writes on call: SQLite). Across instances (Cosmos) each case is
+ *   looked up again after its commit: of two cases that missed each other, the one committed
+ *   second sees the first then, is judged again, and a changed verdict is written as a new
+ *   revision (escalation notified as for any revision). The outcome is what arrival one after
+ *   the other would have given, except that the second case's first report went out with the
+ *   verdict seen before.
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { relatedQuery } from '../correlation/plan';
@@ -71,6 +81,12 @@ export interface PipelineDeps {
   readonly backoffMs?: number;
   /** Bodies larger than this are refused (default 1 MiB). */
   readonly maxBodyBytes?: number;
+  /**
+   * Look a case's related cases up again after its commit, and revise the case when cases another
+   * instance committed meanwhile change its verdict (see the module comment). Default: when the
+   * store does not order look-ups and writes itself (`appliesWritesOnCall`), i.e. on Cosmos.
+   */
+  readonly recheckAfterCommit?: boolean;
 }
 
 function emptyCounts(): Record<ItemStatus, number> {
@@ -96,6 +112,14 @@ interface Pending {
 
 /** Hands a committed case's outbox entries to the caller, who delivers them after its commit. */
 type Defer = (record: CaseRecord, outbox: readonly NotificationRecord[]) => void;
+
+/** How a delivery's cases are processed (decided once per delivery from the store). */
+interface Mode {
+  /** Hold the process-wide look-up → write lock (see lookupAndWrite). */
+  readonly ordered: boolean;
+  /** Look the related cases up again after the commit (see recheckRelated). */
+  readonly recheck: boolean;
+}
 
 /** What the pipeline knows before scoring: policy, playbook, correlation plan and candidates. */
 interface Judgement {
@@ -157,9 +181,12 @@ export class Pipeline {
     // Inside a unit of work nobody else can look up or write meanwhile; outside one, a store whose
     // writes apply on call gets look-up → write ordered across concurrent deliveries (see lookupAndWrite).
     const inUnit = parsed.length > 1 && store.unitOfWork !== undefined;
-    const ordered = !inUnit && store.appliesWritesOnCall === true;
+    const mode: Mode = {
+      ordered: !inUnit && store.appliesWritesOnCall === true,
+      recheck: this.deps.recheckAfterCommit ?? store.appliesWritesOnCall !== true,
+    };
     const run = async (p: ParseOutcome, index: number): Promise<void> => {
-      items.push(await this.handleParsed(p, options, body, ordered, (record, outbox) => pending.push({ index, record, outbox })));
+      items.push(await this.handleParsed(p, options, body, mode, (record, outbox) => pending.push({ index, record, outbox })));
     };
     if (inUnit && store.unitOfWork) {
       await store.unitOfWork(async () => {
@@ -177,10 +204,10 @@ export class Pipeline {
     return { items, counts };
   }
 
-  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, ordered: boolean, defer: Defer): Promise<ItemOutcome> {
+  private async handleParsed(p: ParseOutcome, options: IngestOptions, body: unknown, mode: Mode, defer: Defer): Promise<ItemOutcome> {
     switch (p.status) {
       case 'ok':
-        return this.processWithRetry(p.case, p.path, options, body, ordered, defer);
+        return this.processWithRetry(p.case, p.path, options, body, mode, defer);
       case 'ignored':
         return { path: p.path, status: 'ignored', error: { name: 'Ignored', message: p.reason } };
       case 'rejected':
@@ -197,11 +224,11 @@ export class Pipeline {
     path: string,
     options: IngestOptions,
     body: unknown,
-    ordered: boolean,
+    mode: Mode,
     defer: Defer,
   ): Promise<ItemOutcome> {
     try {
-      const outcome = await withRetry(() => this.processCase(c, ordered, defer), {
+      const outcome = await withRetry(() => this.processCase(c, mode, defer), {
         attempts: this.attempts,
         baseMs: this.backoffMs,
         maxMs: this.backoffMs * 2 ** this.attempts,
@@ -251,7 +278,7 @@ export class Pipeline {
    * (the new outbox entries, or those a crash left queued) is handed to `defer`; the caller
    * delivers after its commit. Throws only for transient infrastructure failures (retried by the caller).
    */
-  private async processCase(c: Case, ordered: boolean, defer: Defer): Promise<Omit<ItemOutcome, 'path'>> {
+  private async processCase(c: Case, mode: Mode, defer: Defer): Promise<Omit<ItemOutcome, 'path'>> {
     const { store, log } = this.deps;
     const clog = log.child({ tenantId: c.tenantId, caseId: c.caseId });
     for (let round = 0; round < 5; round++) {
@@ -270,19 +297,57 @@ export class Pipeline {
           return { status: 'stale', caseId: c.caseId, tenantId: c.tenantId, result: existing.result };
         }
       }
-      const { outbox, write } = await this.lookupAndWrite(c, existing, ordered);
+      const { outbox, write, judgement } = await this.lookupAndWrite(c, existing, mode.ordered);
+      let saved: CaseRecord;
       try {
-        const saved = await write;
-        if (outbox.length > 0) defer(saved, outbox);
-        clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: saved.result.severity });
-        return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
+        saved = await write;
       } catch (err) {
         // Lost a race (another worker committed this case first): re-read and dedupe again.
         if (err instanceof ConcurrencyConflictError) continue;
         throw err;
       }
+      if (outbox.length > 0) defer(saved, outbox);
+      clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: saved.result.severity });
+      if (mode.recheck) saved = await this.recheckRelated(c, saved, judgement, defer);
+      return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
     }
     throw new ConcurrencyConflictError(`case ${c.caseId}: too many concurrent updates`);
+  }
+
+  /**
+   * After the commit of `saved`: looks its related cases up again, and when cases appeared that the
+   * first look-up did not see (committed meanwhile by another instance, which may in turn have
+   * missed this case), judges the case again and writes a changed verdict as the next revision.
+   * The case is already committed, so a failed re-check only logs: the first verdict stands.
+   */
+  private async recheckRelated(c: Case, saved: CaseRecord, ctx: Judgement, defer: Defer): Promise<CaseRecord> {
+    if (ctx.plan.keys.length === 0) return saved;
+    const clog = this.deps.log.child({ tenantId: c.tenantId, caseId: c.caseId });
+    try {
+      const { sightings, saturated } = await this.deps.store.findRelated(relatedQuery(c, ctx.plan));
+      const seen = new Set(ctx.sightings.map((s) => s.caseId));
+      const appeared = new Set(sightings.filter((s) => !seen.has(s.caseId)).map((s) => s.caseId));
+      const newlySaturated = saturated.filter((k) => !ctx.saturated.includes(k));
+      if (appeared.size === 0 && newlySaturated.length === 0) return saved;
+      const why = `re-correlated after commit r${saved.revision}: ${appeared.size} related case(s) committed meanwhile`;
+      const { record, sightings: own, outbox } = this.judge(c, saved, { ...ctx, sightings, saturated }, why);
+      if (!verdictChanged(saved.result, record.result)) return saved;
+      const revised = await this.deps.store.putCase(record, own, saved.etag, outbox);
+      if (outbox.length > 0) defer(revised, outbox);
+      clog.info('case.recorrelated', {
+        step: 'correlate',
+        revision: revised.revision,
+        severity: revised.result.severity,
+        appeared: appeared.size,
+      });
+      return revised;
+    } catch (err) {
+      // A newer revision was written meanwhile: it looked up after this commit, so it saw what this would have.
+      if (err instanceof ConcurrencyConflictError) return saved;
+      if (!(err instanceof TriageError)) throw err;
+      clog.warn('case.recheck.failed', { step: 'correlate', err });
+      return saved;
+    }
   }
 
   /**
@@ -297,13 +362,14 @@ export class Pipeline {
     c: Case,
     existing: CaseRecord | undefined,
     ordered: boolean,
-  ): Promise<{ outbox: NotificationRecord[]; write: Promise<CaseRecord> }> {
+  ): Promise<{ outbox: NotificationRecord[]; write: Promise<CaseRecord>; judgement: Judgement }> {
     const release = ordered ? await this.lookupLock() : undefined;
     try {
-      const { record, sightings, outbox } = this.judge(c, existing, await this.related(c));
+      const judgement = await this.related(c);
+      const { record, sightings, outbox } = this.judge(c, existing, judgement);
       const write = this.deps.store.putCase(record, sightings, existing?.etag, outbox);
       write.catch(() => undefined); // awaited by the caller; this only keeps a rejection before that from being "unhandled"
-      return { outbox, write };
+      return { outbox, write, judgement };
     } finally {
       release?.();
     }
@@ -331,18 +397,19 @@ export class Pipeline {
     return { sightings, saturated, policy, cls, plan };
   }
 
-  /** Pure part: classify, correlate, score, plan notifications. */
+  /** Pure part: classify, correlate, score, plan notifications. `why` explains a revision made without new input. */
   private judge(
     c: Case,
     existing: CaseRecord | undefined,
     ctx: Judgement,
+    why?: string,
   ): { record: CaseRecord; sightings: EntitySighting[]; outbox: NotificationRecord[] } {
     const { brain } = this.deps;
     const { policy, cls, plan } = ctx;
     const now = this.clock();
     const steps: StepRecord[] = [
       { step: 'parse', status: 'ok', detail: c.shape },
-      { step: 'dedupe', status: 'ok', detail: existing ? `new revision after r${existing.revision}` : 'new case' },
+      { step: 'dedupe', status: 'ok', detail: why ?? (existing ? `new revision after r${existing.revision}` : 'new case') },
     ];
     steps.push({ step: 'classify', status: 'ok', detail: `${cls.playbook} (${cls.classifiedBy})` });
     const killChain = brain.correlate(c, plan, ctx.sightings, policy, ctx.saturated);
@@ -472,6 +539,19 @@ export function mergeOutbox(result: TriageResult, records: readonly Notification
 
 function toRef(n: NotificationRecord): NotificationRef {
   return { channel: n.channel, to: n.recipient, kind: n.kind, at: n.sentAt ?? n.createdAt, status: n.status };
+}
+
+/** Whether a re-judged result says something the stored one did not (worth a revision). */
+function verdictChanged(before: TriageResult, after: TriageResult): boolean {
+  const a = before.killChain;
+  const b = after.killChain;
+  return (
+    before.severity !== after.severity ||
+    before.threatLevel !== after.threatLevel ||
+    a.multiStage !== b.multiStage ||
+    a.stage !== b.stage ||
+    a.relatedCaseIds.join('\n') !== b.relatedCaseIds.join('\n')
+  );
 }
 
 /** The severity earlier notifications announced: the previous revision's, when it notified anyone. */
