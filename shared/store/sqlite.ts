@@ -6,7 +6,9 @@
  * - `cases`: the latest revision per (tenant_id, case_id), unique on (case_id, tenant_id) so the
  *   same index serves getCase and findCase. `version` is the row version the etag is made of
  *   (`String(version)`): every write bumps it; an update applies only when the version read before
- *   still matches. `doc` holds `{ case, result }` as JSON, serialised once per write.
+ *   still matches. `doc` holds `{ case, result }` as JSON, serialised once per write, in the stored
+ *   form of caseDoc.ts: repeated entity lists are written as markers (`"=alerts[0].entities"`,
+ *   `"=case.entities"`) that reads expand (≈ 1 KB less per stand-alone alert); older rows are whole.
  *   `sighting_seqs` lists the case's rows in `sighting_log`, so a re-put marks them superseded by rowid.
  * - `case_revisions`: append-only log of superseded revisions: an update first copies the row it
  *   replaces (inside SQLite, no re-serialisation), so `case_revisions` + `cases` is the audit trail of
@@ -46,6 +48,7 @@ import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '..
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
 import { canonicalInstant } from '../model/instant';
+import { compactCaseDocument, expandCaseDocument, type StoredCaseDocument } from './caseDoc';
 import type {
   CaseRecord,
   CaseState,
@@ -478,10 +481,12 @@ export class SqliteStore implements Store {
         const reportId = report === undefined ? null : (payloadIds.get(report) ?? null);
         if (reportId !== null) used.add(reportId);
         // Spreading keeps firstReport in its place, so a read gives back the same key order.
-        const doc = JSON.stringify({
-          case: record.case,
-          result: reportId === null ? record.result : { ...record.result, firstReport: '' },
-        });
+        const doc = JSON.stringify(
+          compactCaseDocument({
+            case: record.case,
+            result: reportId === null ? record.result : { ...record.result, firstReport: '' },
+          }),
+        );
         const now = new Date().toISOString();
         const groups = groupSightings(sightings);
         let version: number;
@@ -993,7 +998,9 @@ function prepareStatements(db: Database.Database) {
       .raw(true),
     logFrom: db
       // `+` keeps the planner off the by-time index: a scan and a sort beat walking the index.
-      .prepare<[string]>('SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log WHERE +detected_at >= ? ORDER BY +detected_at, seq')
+      .prepare<[string]>(
+        'SELECT seq, tenant_id, case_id, detected_at, groups FROM sighting_log WHERE +detected_at >= ? ORDER BY +detected_at, seq',
+      )
       .raw(true),
     maxSeq: db.prepare('SELECT MAX(seq) FROM sighting_log').pluck(),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
@@ -1022,7 +1029,7 @@ function prepareStatements(db: Database.Database) {
 }
 
 function toCaseRecord(row: CaseRow): CaseRecord {
-  const doc = JSON.parse(row.doc) as Pick<CaseRecord, 'case' | 'result'>;
+  const doc = expandCaseDocument(JSON.parse(row.doc) as StoredCaseDocument);
   if (row.report !== null) (doc.result as { firstReport: string }).firstReport = row.report;
   return {
     tenantId: row.tenant_id,

@@ -356,6 +356,26 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     await store.close();
   });
 
+  it("writes a stand-alone alert's entity list once in the case row, and reads the record back whole", async () => {
+    const file = join(dir, 'triage.db');
+    const store = openSqliteStore({ file, now });
+    const base = caseRecord('t', 'c1');
+    const [alert] = base.case.alerts;
+    const kase = { ...base.case, alerts: [{ ...alert!, entities: base.case.entities }] }; // shared, as the parser gives it
+    const record = { ...base, case: kase };
+
+    await store.putCase(record, [], undefined);
+    const db = new Database(file, { readonly: true });
+    const stored = db.prepare("SELECT json_extract(doc, '$.case.entities') AS entities FROM cases").get();
+    db.close();
+
+    expect(stored).toEqual({ entities: '=alerts[0].entities' });
+    const back = await store.getCase('t', 'c1');
+    expect(back?.case).toEqual(record.case);
+    expect(back?.result).toEqual(record.result);
+    await store.close();
+  });
+
   it('migrates a version-1 database: its sightings are found, its inline payloads read back', async () => {
     const file = join(dir, 'v1.db');
     const v1 = new Database(file);
