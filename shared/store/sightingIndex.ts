@@ -37,6 +37,16 @@ interface Entry {
   readonly keys: readonly string[];
 }
 
+/**
+ * One (tenant, key)'s entries, with the key's interned string: a look-up by a freshly parsed key
+ * finds both in one map probe (reading the log would otherwise probe the intern map too, once per
+ * key of every row).
+ */
+interface KeyList {
+  readonly key: string;
+  readonly entries: Entry[];
+}
+
 /** The store's RelatedQuery with `from` / `to` as canonical instants (the caller canonicalises them). */
 export type IndexQuery = RelatedQuery;
 
@@ -69,6 +79,20 @@ function upperBoundAt(arr: readonly Entry[], at: string): number {
   return lo;
 }
 
+/** Inserts keeping (at, caseId) order; an entry with the same (at, caseId) is replaced (one row per key, instant and case). */
+function insert(arr: Entry[], entry: Entry): void {
+  // Live alerts mostly arrive in time order: appending is the common case.
+  const last = arr[arr.length - 1];
+  if (!last || before(last, entry.at, entry.caseId)) {
+    arr.push(entry);
+    return;
+  }
+  const i = lowerBound(arr, entry.at, entry.caseId);
+  const at = arr[i];
+  if (at && at.at === entry.at && at.caseId === entry.caseId) arr[i] = entry;
+  else arr.splice(i, 0, entry);
+}
+
 /**
  * The index. `replace` sets all of a case's sightings at once (a case is always written whole),
  * `query` answers the store's findRelated with the same semantics as the former SQL: rows with
@@ -80,7 +104,7 @@ export class SightingIndex {
    * tenant → entity key → entries ordered by (at, caseId). Two levels rather than one map over
    * concatenated strings: a fresh concatenation must be hashed on every lookup, an interned key once.
    */
-  private readonly byKey = new Map<string, Map<string, Entry[]>>();
+  private readonly byKey = new Map<string, Map<string, KeyList>>();
   private keyCount = 0;
   /** caseId → its entry, or entries when it has several (rare); tenants are told apart by the entry. */
   private readonly byCase = new Map<string, Entry | Entry[]>();
@@ -118,14 +142,24 @@ export class SightingIndex {
     const tenant = this.intern(tenantId);
     for (const g of groups) {
       if (g.keys.length === 0) continue;
-      const keys = g.keys.map((k) => this.intern(k));
-      const entry: Entry = { tenantId: tenant, caseId, at: g.at, phases: g.phases, playbook: g.playbook, severity: g.severity, keys };
       let tenantKeys = this.byKey.get(tenant);
       if (!tenantKeys) {
         tenantKeys = new Map();
         this.byKey.set(tenant, tenantKeys);
       }
-      for (const k of keys) this.insert(tenantKeys, k, entry);
+      const lists: KeyList[] = [];
+      for (const k of g.keys) {
+        let list = tenantKeys.get(k);
+        if (!list) {
+          list = { key: this.intern(k), entries: [] };
+          tenantKeys.set(list.key, list);
+          this.keyCount++;
+        }
+        lists.push(list);
+      }
+      const keys = lists.map((l) => l.key);
+      const entry: Entry = { tenantId: tenant, caseId, at: g.at, phases: g.phases, playbook: g.playbook, severity: g.severity, keys };
+      for (const list of lists) insert(list.entries, entry);
       this.entryCount++;
       this.rowCount += keys.length;
       const others = this.byCase.get(caseId);
@@ -156,7 +190,7 @@ export class SightingIndex {
     let dropped = 0;
     const released: string[] = [];
     for (const [tenant, tenantKeys] of this.byKey) {
-      for (const [key, arr] of tenantKeys) {
+      for (const [key, { entries: arr }] of tenantKeys) {
         const n = lowerBound(arr, at, '');
         if (n === 0) continue;
         for (let i = 0; i < n; i++) if (this.forgetEntry(arr[i] as Entry)) this.entryCount--;
@@ -221,7 +255,7 @@ export class SightingIndex {
     for (const key of q.keys) {
       if (seen.has(key)) continue;
       seen.add(key);
-      const arr = tenantKeys.get(key);
+      const arr = tenantKeys.get(key)?.entries;
       if (!arr) continue;
       const lo = lowerBound(arr, q.from, '');
       const hi = upperBoundAt(arr, q.to);
@@ -256,29 +290,9 @@ export class SightingIndex {
     return k;
   }
 
-  /** Inserts keeping (at, caseId) order; an entry with the same (at, caseId) is replaced (one row per key, instant and case). */
-  private insert(tenantKeys: Map<string, Entry[]>, key: string, entry: Entry): void {
-    let arr = tenantKeys.get(key);
-    if (!arr) {
-      arr = [];
-      tenantKeys.set(key, arr);
-      this.keyCount++;
-    }
-    // Live alerts mostly arrive in time order: appending is the common case.
-    const last = arr[arr.length - 1];
-    if (!last || before(last, entry.at, entry.caseId)) {
-      arr.push(entry);
-      return;
-    }
-    const i = lowerBound(arr, entry.at, entry.caseId);
-    const at = arr[i];
-    if (at && at.at === entry.at && at.caseId === entry.caseId) arr[i] = entry;
-    else arr.splice(i, 0, entry);
-  }
-
   private delete(tenantId: string, key: string, entry: Entry): void {
     const tenantKeys = this.byKey.get(tenantId);
-    const arr = tenantKeys?.get(key);
+    const arr = tenantKeys?.get(key)?.entries;
     if (!tenantKeys || !arr) return;
     const i = lowerBound(arr, entry.at, entry.caseId);
     if (arr[i] === entry) arr.splice(i, 1);
