@@ -1,7 +1,9 @@
 /**
  * The Event Hub handler (`alertStream`, as registered) with batches of 100 events, on
- * SQLite and on the Cosmos stand-in behind a counting proxy: events/s and store requests
- * per alert by class. Each event is one export envelope holding one SecurityAlert row.
+ * SQLite and on the Cosmos stand-in behind a counting proxy: events/s, store requests per
+ * alert by class, and request body bytes per alert (Cosmos bills a write by the size of what
+ * it writes, so bytes written is the figure that tracks write RU). Each event is one export
+ * envelope holding one SecurityAlert row.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,8 +66,10 @@ export async function benchStream(n: number, report: (title: string, metrics: Re
     proxy.reset();
     const eps = await runStream(store, events.slice(0, m), '');
     const c = proxy.counts();
+    const b = proxy.bytes();
     await store.close();
     const per = (k: number) => (k / m).toFixed(2);
+    const perBytes = (k: number) => (k / m).toFixed(0);
     report(
       `alertStream on the Cosmos stand-in (@vercel/cosmosdb-server over loopback HTTP), ${m} events in batches of 100, outbox committed`,
       {
@@ -75,6 +79,11 @@ export async function benchStream(n: number, report: (title: string, metrics: Re
         'single-partition queries per alert': per(c.query),
         'query-plan requests per alert (SDK)': per(c['query-plan']),
         'cross-partition queries per alert': per(c['cross-partition-query']),
+        // Writes are point requests with a body (create, upsert, replace, patch) and batches; reads (GET) carry none.
+        'request bytes written per alert (point writes + batches)': perBytes(b.point + b.batch),
+        'request body bytes per alert (every non-GET request, queries included)': perBytes(
+          b.point + b.batch + b.query + b['query-plan'] + b['cross-partition-query'],
+        ),
       },
     );
   } finally {

@@ -8,17 +8,30 @@
  *   can commit a case revision with its correlation index and its outbox entries:
  *   - `docType: 'case'`      id `case:<caseId>`: the latest revision (case + result); `_etag` is the
  *                            CaseRecord etag. It also lists the ids of its sighting and outbox
- *                            documents, so a re-put knows what to delete without a query.
+ *                            documents, so a re-put knows what to delete without a query. When
+ *                            `result.firstReport` is one of the outbox payloads of the put, it is
+ *                            stored as '' (the key stays in place, so reads keep the key order) and
+ *                            `reportPayloadId` names the payload document holding the text.
  *   - `docType: 'sighting'`  id `sighting:<hash(caseId, entityKey, detectedAt)>`: one entity-index
  *                            row; findRelated is ONE single-partition query for all keys
  *                            (`entityKey IN (…) AND detectedAt BETWEEN …  ORDER BY detectedAt DESC`),
  *                            limitPerKey applied client-side while paging (it stops as soon as every
  *                            key is full). One query per key would cost N requests per alert.
- *   - `docType: 'outbox'`    id `outbox:<hash(key)>`: create → 201 'created', 409 'exists'.
+ *   - `docType: 'outbox'`    id `outbox:<hash(key)>`: create → 201 'created', 409 'exists'. The text
+ *                            is not inline: `payloadId` names its payload document.
+ *   - `docType: 'payload'`   id `payload:<hash(text)>`: one outbox text (the first report, ≈ 2–3 KB)
+ *                            in `payload`, once per tenant however many recipients and the case
+ *                            share it (before, one alert to three recipients wrote it four times:
+ *                            case + three outbox documents). Content-addressed, so it never changes:
+ *                            written with Upsert (rewriting it only refreshes its TTL) and cached in
+ *                            process after a write or read (bounded: 2 000 texts / 4 M characters).
+ *                            Documents written before payload documents existed (`payload` and
+ *                            `firstReport` inline, no ids) are read as they are.
  *   - `docType: 'lease'`     id `lease:<caseId>`: conditional create; an expired lease is taken over
  *                            by replace with IfMatch; `ttl` = time to expiry + 60 s so leases clean
  *                            themselves up.
- *   Indexing excludes the big `case`/`result`/`payload` subtrees (write RU scales with indexed paths).
+ *   Indexing excludes the big `case`/`result`/`payload` subtrees and the never-queried id lists and
+ *   payload ids (write RU scales with indexed paths).
  *
  * `parked` — partition key `/id`. The port addresses a parked item by id alone, so the id is the
  *   only partition key that keeps park (create, 409 = already parked) and markParkedReplayed (patch)
@@ -27,19 +40,32 @@
  * Requests per alert on the hot path (measured against the stand-in with the counting proxy, see
  * tests/contract/cosmos.test.ts): getCase 1 point read; findRelated 1 single-partition query (the
  * JS SDK also asks the gateway for a query plan once per query iterator: one extra request, sent
- * concurrently with the query; there is no public switch to skip it); putCase 1 batch (case + sightings + outbox entries, whatever their number up to 100
- * operations); acquireLease 1 point create and releaseLease 1 point delete when used. A revision of
- * a case read through this store needs no extra read (the case's sighting/outbox ids are cached by
- * etag from getCase). No cross-partition query on the hot path: only findCase, listParked and
+ * concurrently with the query; there is no public switch to skip it); putCase 1 batch (case +
+ * payload + sightings + outbox entries, whatever their number up to 100 operations); acquireLease 1
+ * point create and releaseLease 1 point delete when used. A revision of a case read through this
+ * store needs no extra read (the case's sighting/outbox ids are cached by etag from getCase). A
+ * getCase of a case whose report is a payload document costs one more point read unless this
+ * process wrote or read that payload already; listNotifications one point read per distinct payload
+ * not cached (at most 8 in flight); enqueueNotification two point writes (payload upsert, then the
+ * outbox create). No cross-partition query on the hot path: only findCase, listParked and
  * listNotifications without a tenant fan out.
+ *
+ * Bytes per alert (request bodies of writes, `BENCH_PARTS=stream`: one new alert, six index rows,
+ * its ≈ 2.1 KB report to three recipients): 18 488 with the text inline, 12 468 with payload
+ * documents. The rest is mostly the case document itself (≈ 5 KB without its report).
  *
  * Concurrency: every update is conditional on the etag read before (IfMatch); 412 / 409 on the
  * case document become ConcurrencyConflictError and nothing of the batch is written. markNotification
  * and markParkedReplayed are single PATCH operations (server-side, atomic: no read-modify-write loop).
  *
  * Retention: `defaultTtlSeconds` (or `ttlSecondsForTenant`, e.g. from the tenant policy's
- * `retention.days`) sets `ttl` on cases, sightings, outbox and parked items; the port carries no
- * per-call TTL. Without either, items are kept until deleted.
+ * `retention.days`) sets `ttl` on cases, sightings, outbox, payload and parked items; the port
+ * carries no per-call TTL. Without either, items are kept until deleted. A case points only at a
+ * payload written in the same batch, so both expire together. An outbox document restarts its TTL
+ * when markNotification patches it, so it can outlive its payload by the time between enqueue and
+ * its last mark: such a read gives `payload: ''` and logs `store.payload.missing`. Payload documents
+ * are never deleted by the store: one nothing points at (the outbox key already existed) stays until
+ * its TTL, or for good without one.
  *
  * Throttling and faults: the SDK's own throttle retries are switched off (maxRetryAttemptCount 0) so
  * there is one retry policy: `withRetry` with exponential backoff and jitter, honouring
@@ -55,7 +81,8 @@
  *
  * Limits: one tenant's partition holds at most 20 GB (cases × retention); TransactionalBatch holds at
  * most 100 operations and 2 MB, so a case with more than 99 index/outbox operations is committed in
- * several batches (the first one carries the case and the etag check; the rest follow).
+ * several batches (the first one carries the case and the etag check, then the payloads, the case's
+ * report first; the rest follow, so an outbox document is never committed before its payload).
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
@@ -180,6 +207,8 @@ const CASES_INDEXING: IndexingPolicy = {
     { path: '/case/*' },
     { path: '/result/*' },
     { path: '/payload/?' },
+    { path: '/payloadId/?' },
+    { path: '/reportPayloadId/?' },
     { path: '/sightingIds/*' },
     { path: '/outboxIds/*' },
     { path: '/"_etag"/?' },
@@ -341,6 +370,8 @@ const caseDocId = (caseId: string) => `case:${idPart(caseId)}`;
 const leaseDocId = (caseId: string) => `lease:${idPart(caseId)}`;
 const sightingDocId = (caseId: string, entityKey: string, at: string) => `sighting:${hashId(caseId, entityKey, at)}`;
 const outboxDocId = (key: string) => `outbox:${hashId(key)}`;
+/** Content-addressed: the same text always gets the same id, so a payload document never changes once written. */
+const payloadDocId = (text: string) => `payload:${hashId(text)}`;
 
 interface CaseDoc {
   id: string;
@@ -354,10 +385,20 @@ interface CaseDoc {
   detectedAt: string;
   case: CaseRecord['case'];
   result: CaseRecord['result'];
+  /** Set when `result.firstReport` is stored as '' and its text lives in this payload document. */
+  reportPayloadId?: string;
   sightingIds: string[];
   outboxIds: string[];
   ttl?: number;
   _etag?: string;
+}
+
+interface PayloadDoc {
+  id: string;
+  docType: 'payload';
+  tenantId: string;
+  payload: string;
+  ttl?: number;
 }
 
 interface SightingDoc {
@@ -387,7 +428,7 @@ interface Known {
 
 /** One batch operation; `make` builds a fresh input each time (the SDK mutates inputs it sends). */
 interface BatchOp {
-  readonly role: 'case' | 'sighting' | 'unsighting' | 'outbox';
+  readonly role: 'case' | 'payload' | 'sighting' | 'unsighting' | 'outbox';
   readonly make: () => OperationInput;
 }
 
@@ -395,6 +436,11 @@ const KNOWN_MAX = 10_000;
 const LEASE_TTL_GRACE_S = 60;
 const BATCH_MAX = 100;
 const PARKED_DEFAULT_LIMIT = 1000;
+/** Resolved payload texts kept in process: ≈ 2.8 KB reports, so at most a few MB. */
+const PAYLOAD_CACHE_ENTRIES = 2_000;
+const PAYLOAD_CACHE_CHARS = 4_000_000;
+/** Payload point reads in flight at once when a listing needs several (a burst would only be throttled). */
+const PAYLOAD_READS_IN_FLIGHT = 8;
 
 const NOTIFICATION_FIELDS = [
   'key',
@@ -421,12 +467,57 @@ function pick<T>(doc: Record<string, unknown>, fields: readonly string[]): T {
 
 const asJson = (doc: object): JSONObject => doc as unknown as JSONObject;
 
+const payloadKey = (tenantId: string, id: string) => `${tenantId}\u0000${id}`;
+
+/**
+ * Payload texts by (tenant, payload id), least recently used evicted first, bounded by entries
+ * and by characters. A payload id is a hash of its text, so an entry can never be stale.
+ */
+class PayloadCache {
+  private readonly texts = new Map<string, string>();
+  private chars = 0;
+
+  get(key: string): string | undefined {
+    const text = this.texts.get(key);
+    if (text !== undefined) {
+      this.texts.delete(key);
+      this.texts.set(key, text);
+    }
+    return text;
+  }
+
+  set(key: string, text: string): void {
+    const old = this.texts.get(key);
+    if (old !== undefined) {
+      this.texts.delete(key);
+      this.chars -= old.length;
+    }
+    if (text.length > PAYLOAD_CACHE_CHARS) return;
+    this.texts.set(key, text);
+    this.chars += text.length;
+    while (this.texts.size > PAYLOAD_CACHE_ENTRIES || this.chars > PAYLOAD_CACHE_CHARS) {
+      const oldest = this.texts.entries().next().value;
+      if (oldest === undefined) break;
+      this.texts.delete(oldest[0]);
+      this.chars -= oldest[1].length;
+    }
+  }
+}
+
+/** The outbox document of `n`: the payload text is replaced by the id of its payload document. */
+function outboxDoc(n: NotificationRecord, payloadId: string, ttlField: { ttl?: number }): JSONObject {
+  const { payload: _inline, ...rest } = n;
+  return asJson({ id: outboxDocId(n.key), docType: 'outbox', ...rest, payloadId, ...ttlField });
+}
+
 /** The Cosmos DB Store. Create it with openCosmosStore. */
 export class CosmosStore implements Store {
   /** etag-keyed knowledge of stored cases (from getCase / putCase), so a revision write needs no extra read. */
   private readonly known = new Map<string, Known>();
   /** etags of leases this process holds, so release is one conditional delete. */
   private readonly leaseEtags = new Map<string, string>();
+  /** Payload texts written or read by this process (immutable, so never stale). */
+  private readonly payloads = new PayloadCache();
 
   /** Use openCosmosStore. */
   constructor(
@@ -462,14 +553,53 @@ export class CosmosStore implements Store {
     return doc ? this.toRecord(doc) : undefined;
   }
 
+  /**
+   * The texts of payload documents, by payloadKey: from the cache, else one point read per
+   * distinct id (a few in flight at once). A payload document that is gone (it expired before a
+   * document pointing at it, see the header) reads as '' with a warning rather than failing the caller.
+   */
+  private async resolvePayloads(refs: Iterable<{ tenantId: string; id: string }>): Promise<Map<string, string>> {
+    const texts = new Map<string, string>();
+    const toRead = new Map<string, { tenantId: string; id: string }>();
+    for (const ref of refs) {
+      const key = payloadKey(ref.tenantId, ref.id);
+      if (texts.has(key) || toRead.has(key)) continue;
+      const cached = this.payloads.get(key);
+      if (cached !== undefined) texts.set(key, cached);
+      else toRead.set(key, ref);
+    }
+    const queue = [...toRead];
+    const reader = async (): Promise<void> => {
+      for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
+        const [key, { tenantId, id }] = next;
+        const { resource } = await this.call('readPayload', () => this.cases.item(id, tenantId).read<PayloadDoc>());
+        if (typeof resource?.payload === 'string') {
+          this.payloads.set(key, resource.payload);
+          texts.set(key, resource.payload);
+        } else {
+          this.log.warn('store.payload.missing', { tenantId, payloadId: id });
+          texts.set(key, '');
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(PAYLOAD_READS_IN_FLIGHT, queue.length) }, reader));
+    return texts;
+  }
+
   private async readCaseDoc(tenantId: string, caseId: string): Promise<CaseDoc | undefined> {
     const res = await this.call('getCase', () => this.cases.item(caseDocId(caseId), tenantId).read<CaseDoc>());
     return res.resource;
   }
 
-  private toRecord(doc: CaseDoc): CaseRecord {
+  private async toRecord(doc: CaseDoc): Promise<CaseRecord> {
     const etag = doc._etag ?? '';
     this.remember(doc.tenantId, doc.caseId, { etag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] });
+    // Documents written before payload documents existed carry the text inline and no reportPayloadId.
+    let result = doc.result;
+    if (typeof doc.reportPayloadId === 'string') {
+      const texts = await this.resolvePayloads([{ tenantId: doc.tenantId, id: doc.reportPayloadId }]);
+      result = { ...result, firstReport: texts.get(payloadKey(doc.tenantId, doc.reportPayloadId)) ?? '' };
+    }
     return {
       tenantId: doc.tenantId,
       caseId: doc.caseId,
@@ -479,7 +609,7 @@ export class CosmosStore implements Store {
       state: doc.state as CaseState,
       detectedAt: doc.detectedAt,
       case: doc.case,
-      result: doc.result,
+      result,
       etag,
     };
   }
@@ -544,9 +674,28 @@ export class CosmosStore implements Store {
     }
     const knownOutbox = new Set(previous.outboxIds);
     const outboxDocs = new Map<string, JSONObject>();
+    // Each distinct payload of the new outbox entries once (all recipients of a report share it).
+    // Entries this case already lists are not re-sent, and neither are their payloads.
+    const payloadIds = new Map<string, string>();
     for (const n of outbox) {
       const id = outboxDocId(n.key);
-      if (!knownOutbox.has(id) && !outboxDocs.has(id)) outboxDocs.set(id, asJson({ id, docType: 'outbox', ...n, ...ttlField }));
+      if (knownOutbox.has(id) || outboxDocs.has(id)) continue;
+      let payloadId = payloadIds.get(n.payload);
+      if (payloadId === undefined) {
+        payloadId = payloadDocId(n.payload);
+        payloadIds.set(n.payload, payloadId);
+      }
+      outboxDocs.set(id, outboxDoc(n, payloadId, ttlField));
+    }
+    // The case points at its report when it is one of the outbox payloads, and then this very batch
+    // (re)writes that payload document: both get their TTL from the same commit, so the pointer cannot
+    // outlive its target. That holds for entries already stored too (a redelivered put): the upsert
+    // rewrites the same content-addressed document instead of adding a copy.
+    const report = record.result.firstReport;
+    let reportPayloadId = report === undefined ? undefined : payloadIds.get(report);
+    if (report !== undefined && reportPayloadId === undefined && outbox.some((n) => n.payload === report)) {
+      reportPayloadId = payloadDocId(report);
+      payloadIds.set(report, reportPayloadId);
     }
     const caseDoc: CaseDoc = {
       id: caseDocId(caseId),
@@ -559,7 +708,9 @@ export class CosmosStore implements Store {
       state: record.state,
       detectedAt: record.detectedAt,
       case: record.case,
-      result: record.result,
+      // Spreading keeps firstReport in its place, so a read gives back the same key order.
+      result: reportPayloadId === undefined ? record.result : { ...record.result, firstReport: '' },
+      ...(reportPayloadId !== undefined ? { reportPayloadId } : {}),
       sightingIds: [...sightingDocs.keys()],
       outboxIds: [...new Set([...previous.outboxIds, ...outbox.map((n) => outboxDocId(n.key))])],
       ...ttlField,
@@ -579,6 +730,13 @@ export class CosmosStore implements Store {
             }),
           },
     ];
+    // Payloads right after the case: they land in the first batch with it (the report's first of
+    // all), and any outbox entry that follows in a later batch finds its payload committed before it.
+    const payloadOrder = [...payloadIds].sort(([, a], [, b]) => Number(b === reportPayloadId) - Number(a === reportPayloadId));
+    for (const [text, id] of payloadOrder) {
+      const doc: PayloadDoc = { id, docType: 'payload', tenantId, payload: text, ...ttlField };
+      ops.push({ role: 'payload', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: asJson(doc) }) });
+    }
     for (const id of previous.sightingIds) {
       if (!sightingDocs.has(id)) ops.push({ role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id }) });
     }
@@ -593,6 +751,7 @@ export class CosmosStore implements Store {
       etag ??= got;
     }
     if (etag === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
+    for (const [text, id] of payloadIds) this.payloads.set(payloadKey(tenantId, id), text);
     this.remember(tenantId, caseId, { etag, sightingIds: caseDoc.sightingIds, outboxIds: caseDoc.outboxIds });
     return { ...record, etag };
   }
@@ -775,13 +934,20 @@ export class CosmosStore implements Store {
     }
   }
 
-  /** @inheritdoc */
+  /**
+   * Two point writes: the payload document (an upsert: it is content-addressed, so writing it again
+   * changes nothing but its TTL), then the outbox document pointing at it (409 → 'exists'). The
+   * payload goes first so an outbox document never points at a payload not yet written.
+   */
   async enqueueNotification(n: NotificationRecord): Promise<'created' | 'exists'> {
     const ttl = this.ttlFor(n.tenantId);
+    const ttlField = ttl !== undefined ? { ttl } : {};
+    const payloadId = payloadDocId(n.payload);
+    const payload: PayloadDoc = { id: payloadId, docType: 'payload', tenantId: n.tenantId, payload: n.payload, ...ttlField };
+    await this.call('enqueueNotification', () => this.cases.items.upsert(payload));
+    this.payloads.set(payloadKey(n.tenantId, payloadId), n.payload);
     try {
-      await this.call('enqueueNotification', () =>
-        this.cases.items.create({ id: outboxDocId(n.key), docType: 'outbox', ...n, ...(ttl !== undefined ? { ttl } : {}) }),
-      );
+      await this.call('enqueueNotification', () => this.cases.items.create(outboxDoc(n, payloadId, ttlField)));
       return 'created';
     } catch (err) {
       if (statusOf(err) === 409) return 'exists';
@@ -837,6 +1003,16 @@ export class CosmosStore implements Store {
         )
         .fetchAll(),
     );
+    // Documents written before payload documents existed carry `payload` inline and no payloadId.
+    const refs: { tenantId: string; id: string }[] = [];
+    for (const d of resources) {
+      if (typeof d.payloadId === 'string' && typeof d.tenantId === 'string') refs.push({ tenantId: d.tenantId, id: d.payloadId });
+    }
+    const texts = refs.length > 0 ? await this.resolvePayloads(refs) : new Map<string, string>();
+    for (const d of resources) {
+      if (typeof d.payloadId === 'string' && typeof d.tenantId === 'string')
+        d.payload = texts.get(payloadKey(d.tenantId, d.payloadId)) ?? '';
+    }
     return resources
       .map((d) => pick<NotificationRecord>(d, NOTIFICATION_FIELDS))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.key.localeCompare(b.key));

@@ -74,8 +74,8 @@ describe('Cosmos store', () => {
     // getCase (read) + acquireLease (create) = 2 point operations; putCase = 1 batch with the case, 5 sightings and 1 outbox entry.
     expect(alertPart).toEqual({ point: 2, batch: 1, query: 1, 'query-plan': 1, 'cross-partition-query': 0, metadata: 0 });
     expect(alertPart.point + alertPart.batch).toBeLessThanOrEqual(3);
-    // + 2 outbox creates + 1 conditional delete of the lease.
-    expect(whole).toEqual({ point: 5, batch: 1, query: 1, 'query-plan': 1, 'cross-partition-query': 0, metadata: 0 });
+    // + 2 enqueues (each a payload upsert, then the outbox create) + 1 conditional delete of the lease.
+    expect(whole).toEqual({ point: 7, batch: 1, query: 1, 'query-plan': 1, 'cross-partition-query': 0, metadata: 0 });
   });
 
   it("serves the pipeline's own sequence (ETag concurrency, outbox in the commit) with one point read, one query and one batch", async () => {
@@ -289,7 +289,7 @@ describe('Cosmos store', () => {
 
     const year = 365 * 86_400;
     expect(docs.map((d) => `${d.tenantId}/${d.docType}:${d.ttl}`).sort()).toEqual(
-      [`short/case:${31 * 86_400}`, `t/case:${year}`, 't/lease:120', `t/outbox:${year}`, `t/sighting:${year}`].sort(),
+      [`short/case:${31 * 86_400}`, `t/case:${year}`, 't/lease:120', `t/outbox:${year}`, `t/payload:${year}`, `t/sighting:${year}`].sort(),
     );
     expect(parkedDocs).toEqual([{ ttl: year }]);
   });

@@ -10,6 +10,8 @@
  * - `batch`                 `x-ms-cosmos-is-batch-request` (one TransactionalBatch)
  * - `point`                 read / create / upsert / replace / patch / delete of one document
  * - `metadata`              everything else (account, database, container reads and writes)
+ *
+ * It also counts each request's body bytes: write RU scale with the size of what is written.
  */
 import { createServer, Agent as HttpAgent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -27,6 +29,8 @@ export interface SeenRequest {
   readonly status: number;
   /** Whether the proxy answered it with an injected fault. */
   readonly injected: boolean;
+  /** Request body bytes the client sent (what Cosmos bills writes by: document size). */
+  readonly bytes: number;
 }
 
 /** A fault to answer instead of forwarding. */
@@ -45,6 +49,8 @@ export interface CountingProxy {
   readonly seen: readonly SeenRequest[];
   /** Counts per class since the last reset. */
   counts(): Record<RequestClass, number>;
+  /** Request body bytes per class since the last reset (GET requests carry none). */
+  bytes(): Record<RequestClass, number>;
   /** Forgets what was seen (and pending faults). */
   reset(): void;
   /** Answers the next `times` matching requests with `fault`. */
@@ -90,23 +96,29 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     const method = req.method ?? 'GET';
     const path = req.url ?? '/';
     const fault = takeFault(kind);
+    // Counted before the body is forwarded, so the total is complete when the upstream answers.
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
     if (fault) {
-      req.resume();
-      seen.push({ method, path, kind, status: fault.status, injected: true });
-      res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
-      res.end(JSON.stringify({ code: String(fault.status), message: `injected ${fault.status}` }));
+      req.on('end', () => {
+        seen.push({ method, path, kind, status: fault.status, injected: true, bytes });
+        res.writeHead(fault.status, { 'content-type': 'application/json', ...fault.headers });
+        res.end(JSON.stringify({ code: String(fault.status), message: `injected ${fault.status}` }));
+      });
       return;
     }
     const out = httpRequest(
       { host: upstream.hostname, port: upstream.port, method, path, headers: { ...req.headers, host: upstream.host }, agent },
       (up) => {
-        seen.push({ method, path, kind, status: up.statusCode ?? 0, injected: false });
+        seen.push({ method, path, kind, status: up.statusCode ?? 0, injected: false, bytes });
         res.writeHead(up.statusCode ?? 502, up.headers);
         up.pipe(res);
       },
     );
     out.on('error', (err) => {
-      seen.push({ method, path, kind, status: 502, injected: false });
+      seen.push({ method, path, kind, status: 502, injected: false, bytes });
       res.writeHead(502, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ code: 'BadGateway', message: err.message }));
     });
@@ -125,6 +137,11 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
     counts: () => {
       const c = Object.fromEntries(REQUEST_CLASSES.map((k) => [k, 0])) as Record<RequestClass, number>;
       for (const s of seen) c[s.kind]++;
+      return c;
+    },
+    bytes: () => {
+      const c = Object.fromEntries(REQUEST_CLASSES.map((k) => [k, 0])) as Record<RequestClass, number>;
+      for (const s of seen) c[s.kind] += s.bytes;
       return c;
     },
     reset: () => {
