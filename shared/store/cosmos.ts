@@ -101,6 +101,7 @@ import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '..
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
 import { canonicalInstant } from '../model/instant';
+import { compactCaseDocument, expandCaseDocument, type StoredCaseDocument } from './caseDoc';
 import type {
   CaseRecord,
   CaseState,
@@ -383,8 +384,9 @@ interface CaseDoc {
   fingerprint: string;
   state: string;
   detectedAt: string;
-  case: CaseRecord['case'];
-  result: CaseRecord['result'];
+  /** Stored form of caseDoc.ts (repeated entity lists as markers; documents written before are whole). */
+  case: StoredCaseDocument['case'];
+  result: StoredCaseDocument['result'];
   /** Set when `result.firstReport` is stored as '' and its text lives in this payload document. */
   reportPayloadId?: string;
   sightingIds: string[];
@@ -595,7 +597,8 @@ export class CosmosStore implements Store {
     const etag = doc._etag ?? '';
     this.remember(doc.tenantId, doc.caseId, { etag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] });
     // Documents written before payload documents existed carry the text inline and no reportPayloadId.
-    let result = doc.result;
+    const expanded = expandCaseDocument({ case: doc.case, result: doc.result });
+    let result = expanded.result;
     if (typeof doc.reportPayloadId === 'string') {
       const texts = await this.resolvePayloads([{ tenantId: doc.tenantId, id: doc.reportPayloadId }]);
       result = { ...result, firstReport: texts.get(payloadKey(doc.tenantId, doc.reportPayloadId)) ?? '' };
@@ -608,7 +611,7 @@ export class CosmosStore implements Store {
       fingerprint: doc.fingerprint,
       state: doc.state as CaseState,
       detectedAt: doc.detectedAt,
-      case: doc.case,
+      case: expanded.case,
       result,
       etag,
     };
@@ -697,6 +700,11 @@ export class CosmosStore implements Store {
       reportPayloadId = payloadDocId(report);
       payloadIds.set(report, reportPayloadId);
     }
+    const stored = compactCaseDocument({
+      case: record.case,
+      // Spreading keeps firstReport in its place, so a read gives back the same key order.
+      result: reportPayloadId === undefined ? record.result : { ...record.result, firstReport: '' },
+    });
     const caseDoc: CaseDoc = {
       id: caseDocId(caseId),
       docType: 'case',
@@ -707,9 +715,8 @@ export class CosmosStore implements Store {
       fingerprint: record.fingerprint,
       state: record.state,
       detectedAt: record.detectedAt,
-      case: record.case,
-      // Spreading keeps firstReport in its place, so a read gives back the same key order.
-      result: reportPayloadId === undefined ? record.result : { ...record.result, firstReport: '' },
+      case: stored.case,
+      result: stored.result,
       ...(reportPayloadId !== undefined ? { reportPayloadId } : {}),
       sightingIds: [...sightingDocs.keys()],
       outboxIds: [...new Set([...previous.outboxIds, ...outbox.map((n) => outboxDocId(n.key))])],

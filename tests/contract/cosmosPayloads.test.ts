@@ -154,6 +154,21 @@ describe('Cosmos store: each outbox payload stored once', () => {
     expect(listed).toEqual([...outbox].sort((a, b) => a.key.localeCompare(b.key)));
   });
 
+  it("writes a stand-alone alert's entity lists once in the case document, and reads the record back whole", async () => {
+    const store = await open();
+    const { record, sightings, outbox } = alert('c1');
+    const [first] = record.case.alerts;
+    const shared = { ...record, case: { ...record.case, alerts: [{ ...first!, entities: record.case.entities }] } }; // as the parser gives it
+
+    const saved = await store.putCase(shared, sightings, undefined, outbox);
+    const [caseDoc] = ofType(await docs(), 'case') as unknown as { case: { entities: unknown } }[];
+    const read = await (await open()).getCase('t', 'c1');
+
+    expect(caseDoc?.case.entities).toBe('=alerts[0].entities');
+    expect(read).toEqual({ ...shared, etag: saved.etag });
+    expect(read?.case.entities).toBe(read?.case.alerts[0]?.entities);
+  });
+
   it('keeps the report text once: one payload document that the case and the outbox entries point at, with their TTL', async () => {
     const store = await open({ defaultTtlSeconds: 86_400 });
     const { record, sightings, outbox } = alert('c1');
