@@ -59,6 +59,7 @@ export async function createRuntime(
     brain: createBrain({ indicators }),
     log,
     maxBodyBytes: settings.maxBodyBytes,
+    recheckAfterCommit: settings.correlationRecheck,
     ...(dispatcher ? { dispatcher } : {}),
   });
   log.info('runtime.ready', {

@@ -16,6 +16,7 @@ const settingsSchema = z.object({
     .max(100 * 1024 * 1024)
     .default(1_048_576),
   EVENTHUB_NAME: z.string().default('am-securityalert'),
+  CORRELATION_RECHECK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
 });
 
 /** Settings shared by every runtime (stores and auth read their own). */
@@ -27,6 +28,12 @@ export interface Settings {
   readonly outboxFile: string;
   readonly maxBodyBytes: number;
   readonly eventHubName: string;
+  /**
+   * Look a case's related cases up again after its commit when the store does not order look-ups
+   * and writes itself (Cosmos with several instances): exact correlation of related alerts that
+   * arrive at the same moment, for one more single-partition query per alert.
+   */
+  readonly correlationRecheck: boolean;
 }
 
 /** Reads settings from the environment; an invalid value throws ConfigError naming it. */
@@ -45,5 +52,6 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv): Settings {
     outboxFile: s.OUTBOX_FILE,
     maxBodyBytes: s.MAX_BODY_BYTES,
     eventHubName: s.EVENTHUB_NAME,
+    correlationRecheck: s.CORRELATION_RECHECK === 'true',
   };
 }

@@ -15,7 +15,8 @@
  * Related alerts arriving at the same moment
  * - A case sees the related cases committed before its look-up. Two related alerts looked up at
  *   the same moment would both miss each other. In one process the look-up → write lock orders
- *   them (stores that apply writes on call: SQLite). Across instances (Cosmos) each case is
+ *   them (stores that apply writes on call: SQLite). Across instances (Cosmos), with
+ *   `recheckAfterCommit` (CORRELATION_RECHECK=true; one more query per case), each case is
  *   looked up again after its commit: of two cases that missed each other, the one committed
  *   second sees the first then, is judged again, and a changed verdict is written as a new
  *   revision (escalation notified as for any revision). The outcome is what arrival one after
@@ -83,8 +84,9 @@ export interface PipelineDeps {
   readonly maxBodyBytes?: number;
   /**
    * Look a case's related cases up again after its commit, and revise the case when cases another
-   * instance committed meanwhile change its verdict (see the module comment). Default: when the
-   * store does not order look-ups and writes itself (`appliesWritesOnCall`), i.e. on Cosmos.
+   * instance committed meanwhile change its verdict (see the module comment). Applies only to stores
+   * that do not order look-ups and writes themselves (not `appliesWritesOnCall`: Cosmos). Off by
+   * default: it costs one more store query per case (`CORRELATION_RECHECK`).
    */
   readonly recheckAfterCommit?: boolean;
 }
@@ -183,7 +185,7 @@ export class Pipeline {
     const inUnit = parsed.length > 1 && store.unitOfWork !== undefined;
     const mode: Mode = {
       ordered: !inUnit && store.appliesWritesOnCall === true,
-      recheck: this.deps.recheckAfterCommit ?? store.appliesWritesOnCall !== true,
+      recheck: this.deps.recheckAfterCommit === true && store.appliesWritesOnCall !== true,
     };
     const run = async (p: ParseOutcome, index: number): Promise<void> => {
       items.push(await this.handleParsed(p, options, body, mode, (record, outbox) => pending.push({ index, record, outbox })));

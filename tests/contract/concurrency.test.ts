@@ -53,18 +53,12 @@ describe('two workers on the same Cosmos store', () => {
       rows.map((r) => Promise.all([a.ingestText(r, { kind: 'alerts', source: 'a' }), b.ingestText(r, { kind: 'alerts', source: 'b' })])),
     );
 
-    // Assert: per event exactly one worker triaged it and the other saw a duplicate; what the triaging
-    // worker answered is what is stored (its post-commit re-check may have revised it: all 20 related
-    // events were in flight together, so many first look-ups missed each other).
+    // Assert: per event exactly one worker triaged it, the other saw a duplicate with the same verdict
     for (const [x, y] of outcomes) {
-      const items = [x.items[0], y.items[0]];
-      expect(items.map((i) => i?.status).sort()).toEqual(['duplicate', 'triaged']);
-      const triaged = items.find((i) => i?.status === 'triaged');
-      const duplicate = items.find((i) => i?.status === 'duplicate');
-      const stored = await stores[0]!.getCase(TENANT, triaged?.caseId as string);
-      expect(stored?.revision).toBe(triaged?.result?.revision);
-      expect(stored?.result.severity).toBe(triaged?.result?.severity);
-      expect(duplicate?.result?.revision).toBeLessThanOrEqual(stored?.revision as number);
+      const statuses = [x.items[0]?.status, y.items[0]?.status].sort();
+      expect(statuses).toEqual(['duplicate', 'triaged']);
+      expect(x.items[0]?.result?.severity).toBe(y.items[0]?.result?.severity);
+      expect(x.items[0]?.result?.revision).toBe(1);
     }
     const outbox = await stores[0]!.listNotifications({ tenantId: TENANT });
     expect(outbox.length).toBeGreaterThanOrEqual(rows.length);
@@ -217,8 +211,8 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     return { storeA, first, second, events, sends };
   }
 
-  it('without a re-check both cases miss each other (the race this guards against)', async () => {
-    const { first, second } = await race('race-control', { recheckAfterCommit: false });
+  it('without the re-check (the default) both cases miss each other: the race it guards against', async () => {
+    const { first, second } = await race('race-control');
 
     expect(first?.result?.killChain.relatedCaseIds).toEqual([]);
     expect(second?.result?.killChain.relatedCaseIds).toEqual([]);
@@ -246,7 +240,7 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     })();
 
     // Act: the same two alerts on two instances, both look-ups before either commit
-    const { storeA, first, second, events, sends } = await race('race-recheck');
+    const { storeA, first, second, events, sends } = await race('race-recheck', { recheckAfterCommit: true });
 
     // Assert: the case committed first saw nothing (its re-check ran before the other commit)
     expect(first?.result?.revision).toBe(1);
@@ -274,7 +268,7 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
   });
 
   it('keeps the committed verdict and logs a warning when the re-check cannot reach the store', async () => {
-    const { second, events } = await race('race-recheck-fails', { failRecheck: true });
+    const { second, events } = await race('race-recheck-fails', { recheckAfterCommit: true, failRecheck: true });
 
     expect(second?.status).toBe('triaged');
     expect(second?.result?.revision).toBe(1);
