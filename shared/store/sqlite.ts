@@ -454,7 +454,7 @@ export class SqliteStore implements Store {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
     // The index is read on the first look-up, not here: `triage parked` and other commands that
-    // never correlate should not pay for reading the log (≈ 13 s per million stored alerts).
+    // never correlate should not pay for reading the log (≈ 8 s per million stored alerts).
     this.horizonSetAt = this.now();
     this.horizon = new Date(this.horizonSetAt - this.horizonMs).toISOString();
 
