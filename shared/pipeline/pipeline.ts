@@ -17,11 +17,14 @@
  *   the same moment would both miss each other. In one process the look-up → write lock orders
  *   them (stores that apply writes on call: SQLite). Across instances (Cosmos), with
  *   `recheckAfterCommit` (CORRELATION_RECHECK=true; one more query per case), each case is
- *   looked up again after its commit: of two cases that missed each other, the one committed
- *   second sees the first then, is judged again, and a changed verdict is written as a new
- *   revision (escalation notified as for any revision). The outcome is what arrival one after
- *   the other would have given, except that the second case's first report went out with the
- *   verdict seen before.
+ *   looked up again after its commit. A related case that appeared since the first look-up and
+ *   whose stored verdict does not list this case missed it too: this case is then judged again
+ *   with everything now visible, and a changed verdict is written as a new revision (escalation
+ *   notified as for any revision). One that lists this case saw it (it arrived after this
+ *   commit) and nothing is done, as in arrival one after the other. Of two cases that missed
+ *   each other, the one whose re-check runs after the other's commit revises itself; only when
+ *   both re-checks read before either revision commits do both revise. A case whose re-check
+ *   failed, or never ran (a crash right after the commit), keeps its first verdict.
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { relatedQuery } from '../correlation/plan';
@@ -114,6 +117,9 @@ interface Pending {
 
 /** Hands a committed case's outbox entries to the caller, who delivers them after its commit. */
 type Defer = (record: CaseRecord, outbox: readonly NotificationRecord[]) => void;
+
+/** At most this many appeared cases are read by one re-check (each is one point read). */
+const RECHECK_READS = 10;
 
 /** How a delivery's cases are processed (decided once per delivery from the store). */
 interface Mode {
@@ -317,10 +323,11 @@ export class Pipeline {
   }
 
   /**
-   * After the commit of `saved`: looks its related cases up again, and when cases appeared that the
-   * first look-up did not see (committed meanwhile by another instance, which may in turn have
-   * missed this case), judges the case again and writes a changed verdict as the next revision.
-   * The case is already committed, so a failed re-check only logs: the first verdict stands.
+   * After the commit of `saved`: looks its related cases up again. When cases appeared that the
+   * first look-up did not see, and one of them does not list this case in its stored verdict (it
+   * missed this case as this case missed it), judges the case again and writes a changed verdict
+   * as the next revision. The case is already committed, so a failed re-check only logs: the first
+   * verdict stands.
    */
   private async recheckRelated(c: Case, saved: CaseRecord, ctx: Judgement, defer: Defer): Promise<CaseRecord> {
     if (ctx.plan.keys.length === 0) return saved;
@@ -329,9 +336,11 @@ export class Pipeline {
       const { sightings, saturated } = await this.deps.store.findRelated(relatedQuery(c, ctx.plan));
       const seen = new Set(ctx.sightings.map((s) => s.caseId));
       const appeared = new Set(sightings.filter((s) => !seen.has(s.caseId)).map((s) => s.caseId));
-      const newlySaturated = saturated.filter((k) => !ctx.saturated.includes(k));
-      if (appeared.size === 0 && newlySaturated.length === 0) return saved;
-      const why = `re-correlated after commit r${saved.revision}: ${appeared.size} related case(s) committed meanwhile`;
+      if (appeared.size === 0) return saved;
+      // A case that lists this one saw it: the pair was judged there, as arrival in turn would have.
+      const missed = await this.missedBy(c, [...appeared].slice(0, RECHECK_READS));
+      if (missed.length === 0) return saved;
+      const why = `re-correlated after commit r${saved.revision}: ${missed.length} related case(s) committed meanwhile without seeing this one`;
       const { record, sightings: own, outbox } = this.judge(c, saved, { ...ctx, sightings, saturated }, why);
       if (!verdictChanged(saved.result, record.result)) return saved;
       const revised = await this.deps.store.putCase(record, own, saved.etag, outbox);
@@ -340,7 +349,7 @@ export class Pipeline {
         step: 'correlate',
         revision: revised.revision,
         severity: revised.result.severity,
-        appeared: appeared.size,
+        missed: missed.length,
       });
       return revised;
     } catch (err) {
@@ -375,6 +384,15 @@ export class Pipeline {
     } finally {
       release?.();
     }
+  }
+
+  /** The ids among `ids` whose stored verdict does not list `c` (a case gone meanwhile counts as seeing it). */
+  private async missedBy(c: Case, ids: readonly string[]): Promise<string[]> {
+    const records = await Promise.all(ids.map((id) => this.deps.store.getCase(c.tenantId, id)));
+    return ids.filter((_, i) => {
+      const r = records[i];
+      return r !== undefined && !r.result.killChain.relatedCaseIds.includes(c.caseId);
+    });
   }
 
   /** Waits for the look-up → write lock; resolves to its release. */
@@ -508,16 +526,17 @@ export class Pipeline {
       return;
     }
     const byKey = new Map(sent.map((n) => [n.key, n]));
+    // An item can have several pending entries (a revision made by the post-commit re-check after
+    // the first): its result shows the outcome of all of them.
+    const byItem = new Map<number, NotificationRecord[]>();
     for (const d of pending) {
-      const item = items[d.index];
-      if (item?.result)
-        items[d.index] = {
-          ...item,
-          result: mergeOutbox(
-            item.result,
-            d.outbox.map((n) => byKey.get(n.key) ?? n),
-          ),
-        };
+      const records = byItem.get(d.index) ?? [];
+      for (const n of d.outbox) records.push(byKey.get(n.key) ?? n);
+      byItem.set(d.index, records);
+    }
+    for (const [index, records] of byItem) {
+      const item = items[index];
+      if (item?.result) items[index] = { ...item, result: mergeOutbox(item.result, records) };
     }
   }
 }

@@ -255,7 +255,7 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     expect(stored?.result.severity).toBe(sequential?.severity);
     expect(stored?.result.killChain.detail).toBe(sequential?.killChain.detail);
     expect(stored?.result.steps.find((x) => x.step === 'dedupe')?.detail).toBe(
-      're-correlated after commit r1: 1 related case(s) committed meanwhile',
+      're-correlated after commit r1: 1 related case(s) committed meanwhile without seeing this one',
     );
     expect(events.filter((e) => e.event === 'case.recorrelated')).toHaveLength(1);
     // …and the raised severity was notified as an escalation, each entry sent exactly once
@@ -265,6 +265,73 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     expect(escalations.every((n) => n.revision === 2 && n.status === 'sent')).toBe(true);
     expect(sends.filter((k) => escalations.some((n) => n.key === k))).toHaveLength(escalations.length);
     expect(new Set(sends).size).toBe(sends.length);
+    // …and the answer shows every notification of the case: the first reports and the escalations, all sent
+    expect(second?.result?.notifications.map((n) => `${n.kind}:${n.status}`).sort()).toEqual(
+      outbox.map((n) => `${n.kind}:${n.status}`).sort(),
+    );
+    expect(second?.result?.notifications.some((n) => n.kind === 'first-report')).toBe(true);
+  });
+
+  it('leaves the earlier case alone when the later one saw it (no race: nothing to revise, nobody paged twice)', async () => {
+    // Arrange: instance A commits the first alert; instance B looks the second up only after that
+    // commit (so it sees A's case); A's re-check runs only after B has finished.
+    const open = async (database: string) => {
+      const s = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
+      stores.push(s);
+      return s;
+    };
+    let aCommitted: () => void = () => undefined;
+    const committed = new Promise<void>((r) => {
+      aCommitted = r;
+    });
+    let bDone: () => void = () => undefined;
+    const bFinished = new Promise<void>((r) => {
+      bDone = r;
+    });
+    const gated = (store: Store, hooks: { lookup?: (n: number) => Promise<void>; put?: () => void }): Store => {
+      let lookups = 0;
+      return new Proxy(store, {
+        get(target, prop, receiver) {
+          if (prop === 'findRelated')
+            return async (...args: Parameters<Store['findRelated']>) => {
+              await hooks.lookup?.(lookups++);
+              return target.findRelated(...args);
+            };
+          if (prop === 'putCase')
+            return async (...args: Parameters<Store['putCase']>) => {
+              const saved = await target.putCase(...args);
+              hooks.put?.();
+              return saved;
+            };
+          const v = Reflect.get(target, prop, receiver);
+          return typeof v === 'function' ? v.bind(target) : v;
+        },
+      });
+    };
+    const sends: string[] = [];
+    const worker = (store: Store) =>
+      new Pipeline({
+        store,
+        policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
+        brain: createBrain(),
+        log: silentLogger,
+        dispatcher: new OutboxDispatcher(store, { send: async (n: NotificationRecord) => void sends.push(n.key) }, silentLogger),
+        recheckAfterCommit: true,
+      });
+    const a = worker(gated(await open('race-none'), { lookup: async (n) => (n === 1 ? bFinished : undefined), put: () => aCommitted() }));
+    const b = worker(gated(await open('race-none'), { lookup: async (n) => (n === 0 ? committed : undefined) }));
+
+    // Act
+    const [outA, outB] = await Promise.all([
+      a.ingestText(chain[0] as string, alerts),
+      b.ingestText(chain[1] as string, alerts).finally(() => bDone()),
+    ]);
+
+    // Assert: B saw A (as in arrival one after the other); A's re-check found B listing A and left A as it was
+    expect(outB.items[0]?.result?.killChain.relatedCaseIds).toEqual([outA.items[0]?.caseId]);
+    expect(outA.items[0]?.result?.revision).toBe(1);
+    expect(outA.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
+    expect(sends.filter((k) => k.includes('|escalation|'))).toEqual([]);
   });
 
   it('keeps the committed verdict and logs a warning when the re-check cannot reach the store', async () => {
