@@ -30,8 +30,8 @@ export interface Settings {
   readonly eventHubName: string;
   /**
    * Look a case's related cases up again after its commit when the store does not order look-ups
-   * and writes itself (Cosmos with several instances): exact correlation of related alerts that
-   * arrive at the same moment, for one more single-partition query per alert.
+   * and writes itself (Cosmos with several instances), so related alerts triaged at the same moment
+   * on two instances still correlate (see pipeline.ts), for one more single-partition query per alert.
    */
   readonly correlationRecheck: boolean;
 }
