@@ -98,6 +98,22 @@ export class OutboxDispatcher {
         continue;
       }
       const attempts = n.attempts + 1;
+      if (n.payload === '') {
+        // Nothing to say: the text is gone (Cosmos: its payload document expired before this entry
+        // was delivered). Sending an empty message and calling it sent would lose the notification
+        // silently; `failed` keeps it visible on the case and out of every later drain.
+        const lastError = 'payload missing: the notification text is no longer stored';
+        await this.store.markNotification(n.tenantId, n.key, { status: 'failed', attempts, lastError });
+        out.push({ ...n, status: 'failed', attempts, lastError });
+        this.log.error('notification.payload.missing', {
+          tenantId: n.tenantId,
+          caseId: n.caseId,
+          step: 'notify',
+          kind: n.kind,
+          channel: n.channel,
+        });
+        continue;
+      }
       try {
         await this.sender.send(n);
         const sentAt = this.clock().toISOString();

@@ -63,7 +63,8 @@
  * carries no per-call TTL. Without either, items are kept until deleted. A case points only at a
  * payload written in the same batch, so both expire together. An outbox document restarts its TTL
  * when markNotification patches it, so it can outlive its payload by the time between enqueue and
- * its last mark: such a read gives `payload: ''` and logs `store.payload.missing`. Payload documents
+ * its last mark: such a read gives `payload: ''` and logs `store.payload.missing`, and the dispatcher
+ * marks that entry failed instead of sending an empty message (notify/outbox.ts). Payload documents
  * are never deleted by the store: one nothing points at (the outbox key already existed) stays until
  * its TTL, or for good without one.
  *
