@@ -191,6 +191,15 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 3,
+    description:
+      'case documents may be in the stored form of caseDoc.ts (repeated entity lists as markers): a build older than this reads markers as lists, so it must refuse the file',
+    // No DDL: the version bump is the point. An older build refuses a database newer than itself
+    // (migrate) instead of handing out "=alerts[0].entities" as an entity list. Rows written before
+    // are whole documents and read as they are.
+    up: () => undefined,
+  },
 ];
 
 /**

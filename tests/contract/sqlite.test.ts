@@ -367,6 +367,8 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     await store.putCase(record, [], undefined);
     const db = new Database(file, { readonly: true });
     const stored = db.prepare("SELECT json_extract(doc, '$.case.entities') AS entities FROM cases").get();
+    const olderBuild = () => migrate(db, MIGRATIONS.slice(0, 2)); // what a build before the stored form does on open
+    expect(olderBuild).toThrow(ConfigError); // it refuses the file instead of reading markers as entity lists
     db.close();
 
     expect(stored).toEqual({ entities: '=alerts[0].entities' });
@@ -401,7 +403,7 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     const revised = existing && (await store.putCase({ ...existing, revision: 2 }, [sighting('t', 'c1', 'host:web02', at)], existing.etag));
     const afterRevision = await store.findRelated({ tenantId: 't', keys: ['host:vpn01', 'host:web02'], ...window, limitPerKey: 10 });
 
-    expect(store.migrationsApplied).toEqual([2]);
+    expect(store.migrationsApplied).toEqual([2, 3]);
     expect(found.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.severity}`)).toEqual([
       'host:vpn01@c1@high',
       'ip:203.0.113.77@c1@high',
