@@ -33,8 +33,10 @@ function derivedFrom(entities: readonly Entity[], listed: TriageResult['entities
   for (let i = 0; i < entities.length; i++) {
     const e = entities[i] as Entity;
     const l = listed[i] as TriageResult['entities'][number];
-    // Exactly these three fields: anything more would be lost on the way back.
-    if (e.key !== l.key || e.kind !== l.kind || e.label !== l.label || Object.keys(l).length !== 3) return false;
+    if (e.key !== l.key || e.kind !== l.kind || e.label !== l.label) return false;
+    // Exactly these three fields in this order: anything else would not come back as it was.
+    const fields = Object.keys(l);
+    if (fields.length !== 3 || fields[0] !== 'key' || fields[1] !== 'kind' || fields[2] !== 'label') return false;
   }
   return true;
 }

@@ -87,14 +87,20 @@ describe('stored case documents', () => {
     expect(roundTrip(incident)).toEqual(incident);
   });
 
-  it('keeps a result entity list whole when it is not exactly (key, kind, label) of the case entities', () => {
+  it('keeps a result entity list whole when it is not exactly (key, kind, label) of the case entities, in that order', () => {
     const doc = docs.find((d) => d.case.source === 'alert') as CaseDocument;
     const [first, ...rest] = doc.result.entities;
     const relabelled = { ...doc, result: { ...doc.result, entities: [{ ...first!, label: 'other' }, ...rest] } };
     const extra = { ...doc, result: { ...doc.result, entities: [{ ...first!, note: 'x' }, ...rest] } };
+    const reordered = {
+      ...doc,
+      result: { ...doc.result, entities: [{ label: first!.label, key: first!.key, kind: first!.kind }, ...rest] },
+    };
 
     expect(compactCaseDocument(relabelled).result.entities).toEqual(relabelled.result.entities);
     expect(compactCaseDocument(extra).result.entities).toEqual(extra.result.entities);
+    expect(compactCaseDocument(reordered).result.entities).toBe(reordered.result.entities);
+    expect(JSON.stringify(roundTrip(reordered))).toBe(JSON.stringify(reordered));
     expect(roundTrip(extra)).toEqual(extra);
   });
 
