@@ -82,8 +82,10 @@
  *
  * Limits: one tenant's partition holds at most 20 GB (cases × retention); TransactionalBatch holds at
  * most 100 operations and 2 MB, so a case with more than 99 index/outbox operations is committed in
- * several batches (the first one carries the case and the etag check, then the payloads, the case's
- * report first; the rest follow, so an outbox document is never committed before its payload).
+ * several batches: the first carries the case and the etag check, its payloads (the report first)
+ * and its outbox entries; index rows fill the rest. An outbox document is never committed before its
+ * payload, and a later batch that fails loses index rows (fewer correlations for that case), never a
+ * notification: the redelivery finds the case a duplicate with its entries queued, and delivers them.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
@@ -738,20 +740,23 @@ export class CosmosStore implements Store {
             }),
           },
     ];
-    // Payloads right after the case: they land in the first batch with it (the report's first of
-    // all), and any outbox entry that follows in a later batch finds its payload committed before it.
+    // What must not be lost goes first, in the first batch with the case: the payloads (the report's
+    // first of all), then the outbox entries that point at them. A case needing several batches
+    // (more than ≈ 90 index operations) has only index rows in the later ones: if one of those fails
+    // after the first committed, a redelivery sees a duplicate whose outbox entries exist and are
+    // delivered; what is missing is part of the case's index rows (fewer correlations), never a notification.
     const payloadOrder = [...payloadIds].sort(([, a], [, b]) => Number(b === reportPayloadId) - Number(a === reportPayloadId));
     for (const [text, id] of payloadOrder) {
       const doc: PayloadDoc = { id, docType: 'payload', tenantId, payload: text, ...ttlField };
       ops.push({ role: 'payload', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: asJson(doc) }) });
     }
+    for (const doc of outboxDocs.values())
+      ops.push({ role: 'outbox', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: doc }) });
     for (const id of previous.sightingIds) {
       if (!sightingDocs.has(id)) ops.push({ role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id }) });
     }
     for (const doc of sightingDocs.values())
       ops.push({ role: 'sighting', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: doc }) });
-    for (const doc of outboxDocs.values())
-      ops.push({ role: 'outbox', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: doc }) });
 
     let etag: string | undefined;
     for (let i = 0; i < ops.length; i += BATCH_MAX) {

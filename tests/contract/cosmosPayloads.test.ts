@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CosmosClient, type OperationInput } from '@azure/cosmos';
+import { StoreUnavailableError } from '../../shared/errors';
 import { createLogger } from '../../shared/log';
 import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
 import type { CaseRecord, EntitySighting, NotificationRecord } from '../../shared/store/port';
@@ -117,7 +118,13 @@ describe('Cosmos store: each outbox payload stored once', () => {
   const opened: CosmosStore[] = [];
 
   /** A store on this test's database, as a separate process would have it (its own caches), through the counting proxy. */
-  const open = async (options: { defaultTtlSeconds?: number; log?: ReturnType<typeof createLogger> } = {}) => {
+  const open = async (
+    options: {
+      defaultTtlSeconds?: number;
+      log?: ReturnType<typeof createLogger>;
+      retry?: { attempts: number; sleep: () => Promise<void> };
+    } = {},
+  ) => {
     const store = await openCosmosStore({ endpoint: proxy.endpoint, key: server.key, database, createIfMissing: true, ...options });
     opened.push(store);
     return store;
@@ -325,6 +332,25 @@ describe('Cosmos store: each outbox payload stored once', () => {
     expect(batches).toBe(2);
     expect(await reader.getCase('t', 'c1')).toEqual({ ...record, etag: saved.etag });
     expect((await reader.listNotifications({ tenantId: 't', caseId: 'c1' })).map((n) => n.payload)).toEqual([REPORT, REPORT, REPORT]);
+  });
+
+  it('commits the outbox entries with the case in the first batch, so a failed later batch costs index rows, never a notification', async () => {
+    // Arrange: every batch after the first fails for good
+    const writer = await open({ retry: { attempts: 2, sleep: async () => {} } });
+    const { record, outbox } = alert('c1');
+    const many = Array.from({ length: 150 }, (_, i) => sighting('t', 'c1', `ip:10.0.${i >> 8}.${i & 255}`, AT));
+    proxy.inject({ status: 503, kinds: ['batch'], skip: 1 }, 10);
+
+    // Act
+    const put = writer.putCase(record, many, undefined, outbox);
+
+    // Assert: the put reports the failure; the case and all three outbox entries (with their text) are stored
+    await expect(put).rejects.toBeInstanceOf(StoreUnavailableError);
+    const reader = await open();
+    expect((await reader.getCase('t', 'c1'))?.result).toEqual(record.result);
+    const listed = await reader.listNotifications({ tenantId: 't', caseId: 'c1' });
+    expect(listed.map((n) => [n.status, n.payload])).toEqual(RECIPIENTS.map(() => ['queued', REPORT]));
+    expect(ofType(await docs(), 'sighting').length).toBeLessThan(many.length);
   });
 
   it('reads a payload document that is gone (expired before its readers) as an empty text, and says so in the log', async () => {

@@ -39,6 +39,8 @@ export interface Fault {
   readonly headers?: Readonly<Record<string, string>>;
   /** Only requests of these classes get the fault (default: any data-plane request, i.e. not metadata). */
   readonly kinds?: readonly RequestClass[];
+  /** Let this many matching requests through before answering with the fault (default 0). */
+  readonly skip?: number;
 }
 
 /** A running proxy. */
@@ -82,11 +84,15 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
   const upstream = new URL(target);
   const agent = new HttpAgent({ keepAlive: true });
   const seen: SeenRequest[] = [];
-  const faults: { fault: Fault; left: number }[] = [];
+  const faults: { fault: Fault; left: number; skip: number }[] = [];
 
   const takeFault = (kind: RequestClass): Fault | undefined => {
     const f = faults.find((x) => x.left > 0 && (x.fault.kinds ? x.fault.kinds.includes(kind) : kind !== 'metadata'));
     if (!f) return undefined;
+    if (f.skip > 0) {
+      f.skip--;
+      return undefined;
+    }
     f.left--;
     return f.fault;
   };
@@ -149,7 +155,7 @@ export async function startCountingProxy(target: string): Promise<CountingProxy>
       faults.length = 0;
     },
     inject: (fault, times = 1) => {
-      faults.push({ fault, left: times });
+      faults.push({ fault, left: times, skip: fault.skip ?? 0 });
     },
     close: () =>
       new Promise<void>((resolve, reject) => {
