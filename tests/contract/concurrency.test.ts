@@ -127,24 +127,33 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     await server.close();
   });
 
-  /** A store that holds each instance's first look-up until both instances have looked up. */
-  function interleave(store: Store, bothLookedUp: Promise<void>, arrived: () => void, writeAfter?: Promise<unknown>): Store {
+  /** Hooks around one instance's store calls; `n` counts that instance's look-ups from 0. */
+  interface Gates {
+    readonly beforeLookup?: (n: number) => Promise<void> | undefined;
+    readonly afterLookup?: (n: number) => Promise<void> | undefined;
+    readonly beforePut?: () => Promise<unknown> | undefined;
+    readonly afterPut?: () => void;
+  }
+
+  /** The real store, with look-ups and writes held by `gates`: how the tests force an interleaving of two instances. */
+  function gated(store: Store, gates: Gates): Store {
     let lookups = 0;
     return new Proxy(store, {
       get(target, prop, receiver) {
         if (prop === 'findRelated')
           return async (...args: Parameters<Store['findRelated']>) => {
+            const n = lookups++;
+            await gates.beforeLookup?.(n);
             const result = await target.findRelated(...args);
-            if (lookups++ === 0) {
-              arrived();
-              await bothLookedUp;
-            }
+            await gates.afterLookup?.(n);
             return result;
           };
-        if (prop === 'putCase' && writeAfter)
+        if (prop === 'putCase')
           return async (...args: Parameters<Store['putCase']>) => {
-            await writeAfter;
-            return target.putCase(...args);
+            await gates.beforePut?.();
+            const saved = await target.putCase(...args);
+            gates.afterPut?.();
+            return saved;
           };
         const v = Reflect.get(target, prop, receiver);
         return typeof v === 'function' ? v.bind(target) : v;
@@ -152,63 +161,75 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     });
   }
 
+  /** A promise and the function that settles it (one step of a forced interleaving). */
+  function signal(): { readonly done: Promise<void>; readonly fire: () => void } {
+    let fire: () => void = () => undefined;
+    const done = new Promise<void>((r) => {
+      fire = r;
+    });
+    return { done, fire };
+  }
+
+  /** A store of its own (its own client and caches), as another instance would have. */
+  async function openInstanceStore(database: string): Promise<CosmosStore> {
+    const s = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
+    stores.push(s);
+    return s;
+  }
+
+  /** One instance's pipeline; what it sends and logs goes to `out`. */
+  function instance(
+    store: Store,
+    out: { readonly sends: string[]; readonly events: { event: string; level: string }[] },
+    recheckAfterCommit?: boolean,
+  ): Pipeline {
+    return new Pipeline({
+      store,
+      policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
+      brain: createBrain(),
+      log: createLogger({ level: 'debug', sink: (line) => void out.events.push(JSON.parse(line) as { event: string; level: string }) }),
+      dispatcher: new OutboxDispatcher(store, { send: async (n: NotificationRecord) => void out.sends.push(n.key) }, silentLogger),
+      backoffMs: 1,
+      ...(recheckAfterCommit !== undefined ? { recheckAfterCommit } : {}),
+    });
+  }
+
   async function race(database: string, options: { recheckAfterCommit?: boolean; failRecheck?: boolean } = {}) {
-    const open = async () => {
-      const s = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
-      stores.push(s);
-      return s;
-    };
     let arrivals = 0;
-    let release: () => void = () => undefined;
-    const bothLookedUp = new Promise<void>((r) => {
-      release = r;
-    });
+    const bothLookedUp = signal();
     const arrived = () => {
-      if (++arrivals === 2) release();
+      if (++arrivals === 2) bothLookedUp.fire();
     };
-    let aDone: () => void = () => undefined;
-    const aFinished = new Promise<void>((r) => {
-      aDone = r;
-    });
-    const events: { event: string; level: string }[] = [];
-    const sends: string[] = [];
-    const worker = (store: Store) =>
-      new Pipeline({
-        store,
-        policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
-        brain: createBrain(),
-        log: createLogger({ level: 'debug', sink: (line) => void events.push(JSON.parse(line) as { event: string; level: string }) }),
-        dispatcher: new OutboxDispatcher(store, { send: async (n: NotificationRecord) => void sends.push(n.key) }, silentLogger),
-        backoffMs: 1,
-        ...(options.recheckAfterCommit !== undefined ? { recheckAfterCommit: options.recheckAfterCommit } : {}),
-      });
-    const storeA = await open();
-    const storeB = await open();
-    const a = worker(interleave(storeA, bothLookedUp, arrived));
-    let bLookups = 0;
-    const bStore = interleave(storeB, bothLookedUp, arrived, aFinished);
-    const b = worker(
-      options.failRecheck
-        ? new Proxy(bStore, {
-            get(target, prop, receiver) {
-              if (prop === 'findRelated')
-                return async (...args: Parameters<Store['findRelated']>) => {
-                  if (bLookups++ > 0) throw new StoreUnavailableError('findRelated', { cause: new Error('503 from the test') });
-                  return target.findRelated(...args);
-                };
-              const v = Reflect.get(target, prop, receiver);
-              return typeof v === 'function' ? v.bind(target) : v;
-            },
-          })
-        : bStore,
+    const aFinished = signal();
+    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
+    const storeA = await openInstanceStore(database);
+    const storeB = await openInstanceStore(database);
+    // Each instance's first look-up waits for the other's; B writes only after A has finished.
+    const bothFirst = (n: number) => {
+      if (n > 0) return undefined;
+      arrived();
+      return bothLookedUp.done;
+    };
+    const a = instance(gated(storeA, { afterLookup: bothFirst }), out, options.recheckAfterCommit);
+    const b = instance(
+      gated(storeB, {
+        afterLookup: bothFirst,
+        beforePut: () => aFinished.done,
+        beforeLookup: (n) =>
+          options.failRecheck && n > 0
+            ? Promise.reject(new StoreUnavailableError('findRelated', { cause: new Error('503 from the test') }))
+            : undefined,
+      }),
+      out,
+      options.recheckAfterCommit,
     );
     const [outA, outB] = await Promise.all([
-      a.ingestText(chain[0] as string, alerts).finally(() => aDone()),
+      a.ingestText(chain[0] as string, alerts).finally(() => aFinished.fire()),
       b.ingestText(chain[1] as string, alerts),
     ]);
     const first = outA.items[0];
     const second = outB.items[0];
-    return { storeA, first, second, events, sends };
+    return { storeA, first, second, ...out };
   }
 
   it('without the re-check (the default) both cases miss each other: the race it guards against', async () => {
@@ -275,63 +296,34 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
   it('leaves the earlier case alone when the later one saw it (no race: nothing to revise, nobody paged twice)', async () => {
     // Arrange: instance A commits the first alert; instance B looks the second up only after that
     // commit (so it sees A's case); A's re-check runs only after B has finished.
-    const open = async (database: string) => {
-      const s = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
-      stores.push(s);
-      return s;
-    };
-    let aCommitted: () => void = () => undefined;
-    const committed = new Promise<void>((r) => {
-      aCommitted = r;
-    });
-    let bDone: () => void = () => undefined;
-    const bFinished = new Promise<void>((r) => {
-      bDone = r;
-    });
-    const gated = (store: Store, hooks: { lookup?: (n: number) => Promise<void>; put?: () => void }): Store => {
-      let lookups = 0;
-      return new Proxy(store, {
-        get(target, prop, receiver) {
-          if (prop === 'findRelated')
-            return async (...args: Parameters<Store['findRelated']>) => {
-              await hooks.lookup?.(lookups++);
-              return target.findRelated(...args);
-            };
-          if (prop === 'putCase')
-            return async (...args: Parameters<Store['putCase']>) => {
-              const saved = await target.putCase(...args);
-              hooks.put?.();
-              return saved;
-            };
-          const v = Reflect.get(target, prop, receiver);
-          return typeof v === 'function' ? v.bind(target) : v;
-        },
-      });
-    };
-    const sends: string[] = [];
-    const worker = (store: Store) =>
-      new Pipeline({
-        store,
-        policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
-        brain: createBrain(),
-        log: silentLogger,
-        dispatcher: new OutboxDispatcher(store, { send: async (n: NotificationRecord) => void sends.push(n.key) }, silentLogger),
-        recheckAfterCommit: true,
-      });
-    const a = worker(gated(await open('race-none'), { lookup: async (n) => (n === 1 ? bFinished : undefined), put: () => aCommitted() }));
-    const b = worker(gated(await open('race-none'), { lookup: async (n) => (n === 0 ? committed : undefined) }));
+    const committed = signal();
+    const bFinished = signal();
+    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
+    const a = instance(
+      gated(await openInstanceStore('race-none'), {
+        beforeLookup: (n) => (n === 1 ? bFinished.done : undefined),
+        afterPut: committed.fire,
+      }),
+      out,
+      true,
+    );
+    const b = instance(
+      gated(await openInstanceStore('race-none'), { beforeLookup: (n) => (n === 0 ? committed.done : undefined) }),
+      out,
+      true,
+    );
 
     // Act
     const [outA, outB] = await Promise.all([
       a.ingestText(chain[0] as string, alerts),
-      b.ingestText(chain[1] as string, alerts).finally(() => bDone()),
+      b.ingestText(chain[1] as string, alerts).finally(() => bFinished.fire()),
     ]);
 
     // Assert: B saw A (as in arrival one after the other); A's re-check found B listing A and left A as it was
     expect(outB.items[0]?.result?.killChain.relatedCaseIds).toEqual([outA.items[0]?.caseId]);
     expect(outA.items[0]?.result?.revision).toBe(1);
     expect(outA.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
-    expect(sends.filter((k) => k.includes('|escalation|'))).toEqual([]);
+    expect(out.sends.filter((k) => k.includes('|escalation|'))).toEqual([]);
   });
 
   it('keeps the committed verdict and logs a warning when the re-check cannot reach the store', async () => {
