@@ -86,8 +86,8 @@ export interface PipelineDeps {
   /** Bodies larger than this are refused (default 1 MiB). */
   readonly maxBodyBytes?: number;
   /**
-   * Look a case's related cases up again after its commit, and revise the case when cases another
-   * instance committed meanwhile change its verdict (see the module comment). Applies only to stores
+   * Look a case's related cases up again after its commit, and revise the case when a case another
+   * instance committed meanwhile did not see it and the verdict changes (see the module comment). Applies only to stores
    * that do not order look-ups and writes themselves (not `appliesWritesOnCall`: Cosmos). Off by
    * default: it costs one more store query per case (`CORRELATION_RECHECK`).
    */
