@@ -26,15 +26,10 @@ export interface SightingGroup {
   readonly keys: readonly string[];
 }
 
-/** One indexed (case, instant): what every key's array points at. */
-interface Entry {
+/** One indexed (case, instant): what every key's array points at (its keys interned). */
+interface Entry extends SightingGroup {
   readonly tenantId: string;
   readonly caseId: string;
-  readonly at: string;
-  readonly phases: readonly KillChainPhase[];
-  readonly playbook: string;
-  readonly severity: Severity;
-  readonly keys: readonly string[];
 }
 
 /**
