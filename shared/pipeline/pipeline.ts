@@ -333,7 +333,7 @@ export class Pipeline {
     if (ctx.plan.keys.length === 0) return saved;
     const clog = this.deps.log.child({ tenantId: c.tenantId, caseId: c.caseId });
     try {
-      const { sightings, saturated } = await this.deps.store.findRelated(relatedQuery(c, ctx.plan));
+      const { sightings } = await this.deps.store.findRelated(relatedQuery(c, ctx.plan));
       const seen = new Set(ctx.sightings.map((s) => s.caseId));
       const appeared = new Set(sightings.filter((s) => !seen.has(s.caseId)).map((s) => s.caseId));
       if (appeared.size === 0) return saved;
@@ -341,7 +341,12 @@ export class Pipeline {
       const missed = await this.missedBy(c, [...appeared].slice(0, RECHECK_READS));
       if (missed.length === 0) return saved;
       const why = `re-correlated after commit r${saved.revision}: ${missed.length} related case(s) committed meanwhile without seeing this one`;
-      const { record, sightings: own, outbox } = this.judge(c, saved, { ...ctx, sightings, saturated }, why);
+      // Judged on what arrival in commit order would have shown it: the first look-up plus the cases
+      // that missed it, not the ones that came later and saw it (they judged their pair themselves).
+      // Saturation stays as first seen: a key saturated since returns no rows, not even the first ones.
+      const missedIds = new Set(missed);
+      const visible = [...ctx.sightings, ...sightings.filter((s) => missedIds.has(s.caseId))];
+      const { record, sightings: own, outbox } = this.judge(c, saved, { ...ctx, sightings: visible }, why);
       if (!verdictChanged(saved.result, record.result)) return saved;
       const revised = await this.deps.store.putCase(record, own, saved.etag, outbox);
       if (outbox.length > 0) defer(revised, outbox);

@@ -326,6 +326,63 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     expect(out.sends.filter((k) => k.includes('|escalation|'))).toEqual([]);
   });
 
+  it('judges a revised case on what arrival in commit order shows it, not on cases that came later and saw it', async () => {
+    // Arrange: X (brute force, instance A) and Y (C2 beaconing, instance B) look up before either
+    // commits; Y commits, then X; then W (lateral movement, instance C) is triaged whole and sees both;
+    // only then does X re-check. In commit order (Y, X, W) X would have seen Y, not W.
+    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
+    let arrivals = 0;
+    const bothLookedUp = signal();
+    const bothFirst = (n: number) => {
+      if (n > 0) return undefined;
+      if (++arrivals === 2) bothLookedUp.fire();
+      return bothLookedUp.done;
+    };
+    const yCommitted = signal();
+    const xCommitted = signal();
+    const wDone = signal();
+    const xDone = signal();
+    const a = instance(
+      gated(await openInstanceStore('race-three'), {
+        afterLookup: bothFirst,
+        beforePut: () => yCommitted.done,
+        afterPut: xCommitted.fire,
+        beforeLookup: (n) => (n === 1 ? wDone.done : undefined),
+      }),
+      out,
+      true,
+    );
+    const b = instance(
+      gated(await openInstanceStore('race-three'), {
+        afterLookup: bothFirst,
+        afterPut: yCommitted.fire,
+        beforeLookup: (n) => (n === 1 ? xDone.done : undefined),
+      }),
+      out,
+      true,
+    );
+    const c = instance(
+      gated(await openInstanceStore('race-three'), { beforeLookup: (n) => (n === 0 ? xCommitted.done : undefined) }),
+      out,
+      true,
+    );
+
+    // Act
+    const [outX, , outW] = await Promise.all([
+      a.ingestText(chain[0] as string, alerts).finally(() => xDone.fire()),
+      b.ingestText(chain[1] as string, alerts),
+      c.ingestText(chain[2] as string, alerts).finally(() => wDone.fire()),
+    ]);
+
+    // Assert: W saw X and Y; X, which Y missed, was revised with Y only
+    const x = outX.items[0];
+    const yId = 'a1000000-0000-4000-8000-000000000002';
+    expect(outW.items[0]?.result?.killChain.relatedCaseIds).toEqual([x?.caseId, yId]);
+    expect(x?.result?.revision).toBe(2);
+    expect(x?.result?.killChain.relatedCaseIds).toEqual([yId]);
+    expect(x?.result?.killChain.phases).not.toContain('lateral-movement');
+  });
+
   it('keeps the committed verdict and logs a warning when the re-check cannot reach the store', async () => {
     const { second, events } = await race('race-recheck-fails', { recheckAfterCommit: true, failRecheck: true });
 
