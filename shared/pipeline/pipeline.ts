@@ -19,7 +19,8 @@
  *   `recheckAfterCommit` (CORRELATION_RECHECK=true; one more query per case), each case is
  *   looked up again after its commit. A related case that appeared since the first look-up and
  *   whose stored verdict does not list this case missed it too: this case is then judged again
- *   with everything now visible, and a changed verdict is written as a new revision (escalation
+ *   on its first look-up plus the cases that missed it (what arrival in commit order would have
+ *   shown it), and a changed verdict is written as a new revision (escalation
  *   notified as for any revision). One that lists this case saw it (it arrived after this
  *   commit) and nothing is done, as in arrival one after the other. Of two cases that missed
  *   each other, the one whose re-check runs after the other's commit revises itself; only when
