@@ -812,9 +812,17 @@ export class SqliteStore implements Store {
     // instants comes once per instant: `load` adds instead of replacing.
     this.lastSeq = (this.stmt.maxSeq.get() as number | null) ?? 0;
     const rows = this.stmt.logFrom.iterate(this.horizon) as IterableIterator<LogRow>;
-    this.index.load((add) => {
-      for (const row of rows) add(row[1], row[2], groupsOf(row));
-    });
+    try {
+      this.index.load((add) => {
+        for (const row of rows) add(row[1], row[2], groupsOf(row));
+      });
+    } catch (err) {
+      // Half an index would answer look-ups without the rows it never read: missed correlations, silently.
+      // Unloaded, the next look-up reads it again (and fails loudly again if the log is at fault).
+      this.index.clear();
+      this.indexLoaded = false;
+      throw err;
+    }
   }
 
   /**

@@ -246,6 +246,38 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     await second.close();
   });
 
+  it('never answers from half an index: a log row it cannot read fails the look-up, and the next look-up reads the whole log again', async () => {
+    // Arrange: two cases on the same host; the later log row is damaged
+    const file = join(dir, 'triage.db');
+    const first = openSqliteStore({ file, now });
+    await first.putCase(caseRecord('t', 'c1'), [sighting('t', 'c1', 'host:vpn01', at)], undefined);
+    await first.putCase(caseRecord('t', 'c2'), [sighting('t', 'c2', 'host:vpn01', at)], undefined);
+    await first.close();
+    const db = new Database(file);
+    const good = db.prepare("SELECT groups FROM sighting_log WHERE case_id = 'c2'").pluck().get() as string;
+    db.prepare("UPDATE sighting_log SET groups = '[[' WHERE case_id = 'c2'").run();
+    db.close();
+    const store = openSqliteStore({ file, now });
+    const q = { tenantId: 't', keys: ['host:vpn01'], ...window, limitPerKey: 10 };
+
+    // Act: a look-up over the damaged log, then one after the row is mended
+    const failed = await store.findRelated(q).then(
+      () => 'answered',
+      (err: unknown) => (err instanceof Error ? err.name : 'thrown'),
+    );
+    const heldAfterFailure = store.indexStats.rows;
+    const mend = new Database(file);
+    mend.prepare("UPDATE sighting_log SET groups = ? WHERE case_id = 'c2'").run(good);
+    mend.close();
+    const found = await store.findRelated(q);
+
+    // Assert
+    expect(failed).toBe('SyntaxError');
+    expect(heldAfterFailure).toBe(0);
+    expect(found.sightings.map((s) => s.caseId)).toEqual(['c2', 'c1']);
+    await store.close();
+  });
+
   it('drops an index first read inside a unit of work that rolled back, and reads it again', async () => {
     const file = join(dir, 'triage.db');
     const first = openSqliteStore({ file, now });
