@@ -170,6 +170,27 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     return { done, fire };
   }
 
+  /**
+   * An afterLookup gate holding each instance's first look-up until `instances` of them have looked
+   * up: their look-ups all happen before any of them commits.
+   */
+  function firstLookupsMeet(instances: number): (n: number) => Promise<void> | undefined {
+    let arrivals = 0;
+    const met = signal();
+    return (n) => {
+      if (n > 0) return undefined;
+      if (++arrivals === instances) met.fire();
+      return met.done;
+    };
+  }
+
+  /** What the instances of one test sent and logged. */
+  interface Outputs {
+    readonly sends: string[];
+    readonly events: { event: string; level: string }[];
+  }
+  const outputs = (): Outputs => ({ sends: [], events: [] });
+
   /** A store of its own (its own client and caches), as another instance would have. */
   async function openInstanceStore(database: string): Promise<CosmosStore> {
     const s = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
@@ -178,11 +199,7 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
   }
 
   /** One instance's pipeline; what it sends and logs goes to `out`. */
-  function instance(
-    store: Store,
-    out: { readonly sends: string[]; readonly events: { event: string; level: string }[] },
-    recheckAfterCommit?: boolean,
-  ): Pipeline {
+  function instance(store: Store, out: Outputs, recheckAfterCommit?: boolean): Pipeline {
     return new Pipeline({
       store,
       policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
@@ -195,21 +212,12 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
   }
 
   async function race(database: string, options: { recheckAfterCommit?: boolean; failRecheck?: boolean } = {}) {
-    let arrivals = 0;
-    const bothLookedUp = signal();
-    const arrived = () => {
-      if (++arrivals === 2) bothLookedUp.fire();
-    };
     const aFinished = signal();
-    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
+    const out = outputs();
     const storeA = await openInstanceStore(database);
     const storeB = await openInstanceStore(database);
     // Each instance's first look-up waits for the other's; B writes only after A has finished.
-    const bothFirst = (n: number) => {
-      if (n > 0) return undefined;
-      arrived();
-      return bothLookedUp.done;
-    };
+    const bothFirst = firstLookupsMeet(2);
     const a = instance(gated(storeA, { afterLookup: bothFirst }), out, options.recheckAfterCommit);
     const b = instance(
       gated(storeB, {
@@ -298,7 +306,7 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     // commit (so it sees A's case); A's re-check runs only after B has finished.
     const committed = signal();
     const bFinished = signal();
-    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
+    const out = outputs();
     const a = instance(
       gated(await openInstanceStore('race-none'), {
         beforeLookup: (n) => (n === 1 ? bFinished.done : undefined),
@@ -330,14 +338,8 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
     // Arrange: X (brute force, instance A) and Y (C2 beaconing, instance B) look up before either
     // commits; Y commits, then X; then W (lateral movement, instance C) is triaged whole and sees both;
     // only then does X re-check. In commit order (Y, X, W) X would have seen Y, not W.
-    const out = { sends: [] as string[], events: [] as { event: string; level: string }[] };
-    let arrivals = 0;
-    const bothLookedUp = signal();
-    const bothFirst = (n: number) => {
-      if (n > 0) return undefined;
-      if (++arrivals === 2) bothLookedUp.fire();
-      return bothLookedUp.done;
-    };
+    const out = outputs();
+    const bothFirst = firstLookupsMeet(2);
     const yCommitted = signal();
     const xCommitted = signal();
     const wDone = signal();
