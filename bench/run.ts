@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: throughput and latency of the in-process pipeline on SQLite, against
  * the floor (JSON.parse + schema validation alone) measured in the same run on the same
- * inputs; correlation latency with 1,000,000 stored alerts; the Event Hub handler with
+ * inputs, and the same pipeline with storing free (bench/freeStore.ts) to tell the pipeline's own
+ * work from the store's; correlation latency with 1,000,000 stored alerts; the Event Hub handler with
  * batches of 100 on SQLite and on the Cosmos stand-in, with requests per alert.
  * Figures go to stdout as a Markdown table (copied into BENCHMARKS.md).
  *
@@ -24,6 +25,7 @@ import { Pipeline } from '../shared/pipeline/pipeline';
 import type { Store } from '../shared/store/port';
 import { openSqliteStore } from '../shared/store/sqlite';
 import { createBrain } from '../shared/triage/brain';
+import { createFreeStore } from './freeStore';
 import { benchStream } from './stream';
 import { REPO_ROOT, rng, synthAlerts } from './synth';
 
@@ -62,11 +64,12 @@ async function ingestAll(pipeline: Pipeline, rows: readonly string[], perDeliver
 }
 
 /**
- * A new SQLite store and pipeline at `file`, warmed with 2,000 other alerts sent `perDelivery` at
- * a time (as the measured run will send them), so JIT and page cache are warm before timing.
+ * A new store (SQLite at `file`, or the bench's free store) and pipeline, warmed with 2,000 other
+ * alerts sent `perDelivery` at a time (as the measured run will send them), so JIT and page cache
+ * are warm before timing.
  */
-async function freshPipeline(file: string, perDelivery: number): Promise<{ pipeline: Pipeline; close: () => Promise<void> }> {
-  const store = openSqliteStore({ file });
+async function freshPipeline(file: string | 'free', perDelivery: number): Promise<{ pipeline: Pipeline; close: () => Promise<void> }> {
+  const store = file === 'free' ? createFreeStore() : openSqliteStore({ file });
   const pipeline = makePipeline(store);
   await ingestAll(pipeline, synthAlerts(2000, { seed: 99 }), perDelivery);
   return { pipeline, close: () => store.close() };
@@ -131,18 +134,26 @@ async function benchPipeline(rows: readonly string[]): Promise<Record<string, st
   const memory = await freshPipeline(':memory:', 100);
   const memoryNs = await ingestAll(memory.pipeline, rows, 100);
   await memory.close();
+
+  // Storing free (bench/freeStore.ts: maps, no serialisation, no durability): the pipeline's own
+  // work, which no store design can take away. Its rate bounds what any store can reach.
+  const free = await freshPipeline('free', 100);
+  const freeBatchNs = await ingestAll(free.pipeline, rows, 100);
+  const freeOne = await freshPipeline('free', 1);
+  const freeOneNs = await ingestAll(freeOne.pipeline, rows, 1);
+  await Promise.all([free.close(), freeOne.close()]);
   floorPass();
   rmSync(dir, { recursive: true, force: true });
   lat.sort((a, b) => a - b);
   const passes = [...floorPasses].sort((a, b) => a - b);
   const floorNs = ((passes[1] as number) + (passes[2] as number)) / 2; // median of the four passes
-  const floorRate = (ns: number) => (rows.length / (ns / 1e9)).toFixed(0);
+  const rate = (ns: number) => (rows.length / (ns / 1e9)).toFixed(0);
   return {
     alerts: String(rows.length),
     'pipeline alerts/s': (rows.length / (totalNs / 1e9)).toFixed(0),
     'p50 per case (µs)': us(pct(lat, 50)),
     'p99 per case (µs)': us(pct(lat, 99)),
-    'floor alerts/s (parse+validate; median of 4 passes, slowest–fastest)': `${floorRate(floorNs)} (${floorRate(passes[3] as number)}–${floorRate(passes[0] as number)})`,
+    'floor alerts/s (parse+validate; median of 4 passes, slowest–fastest)': `${rate(floorNs)} (${rate(passes[3] as number)}–${rate(passes[0] as number)})`,
     'ratio pipeline/floor': (totalNs / floorNs).toFixed(2),
     'outbox entries committed': String(notifications),
     [`concurrent: ${CONCURRENCY} deliveries in flight, alerts/s`]: (rows.length / (concurrentNs / 1e9)).toFixed(0),
@@ -152,6 +163,8 @@ async function benchPipeline(rows: readonly string[]): Promise<Record<string, st
     'batch path ratio pipeline/floor': (batchNs / floorNs).toFixed(2),
     'batch path on an in-memory database (no disk I/O), alerts/s': (rows.length / (memoryNs / 1e9)).toFixed(0),
     'in-memory batch path ratio pipeline/floor': (memoryNs / floorNs).toFixed(2),
+    'storing free (bench-only store): one by one / batches, alerts/s': `${rate(freeOneNs)} / ${rate(freeBatchNs)}`,
+    'storing free: ratio pipeline/floor, one by one / batches': `${(freeOneNs / floorNs).toFixed(2)} / ${(freeBatchNs / floorNs).toFixed(2)}`,
   };
 }
 
