@@ -92,3 +92,52 @@ export function parseNdjson(text: string | Buffer): NdjsonLine[] {
   }
   return out;
 }
+
+/**
+ * JSON text of a parsed value, whatever its nesting depth: `JSON.stringify` recurses and throws
+ * RangeError on a value nested a few thousand levels deep (which `JSON.parse` accepts), so such a
+ * value is serialised by an explicit stack instead. The output is what `JSON.stringify` would give
+ * for values that came from JSON (`undefined` members skipped, `undefined` array items as `null`);
+ * bytes (an Event Hub event's body) are decoded as UTF-8 text, invalid sequences replaced.
+ * Used where a rejected item must be kept (parked) and nothing may throw.
+ */
+export function stringifyJson(value: unknown): string {
+  if (typeof value === 'string') return value;
+  if (value instanceof Uint8Array) return new TextDecoder('utf-8').decode(value);
+  try {
+    return JSON.stringify(value) ?? 'null';
+  } catch (err) {
+    if (!(err instanceof RangeError)) throw err;
+  }
+  type Frame = { readonly items: readonly unknown[]; readonly keys?: readonly string[]; i: number; wrote: boolean };
+  const out: string[] = [];
+  const stack: Frame[] = [];
+  // Writes a scalar, or opens a container and pushes its frame.
+  const put = (v: unknown): void => {
+    if (v === null || typeof v !== 'object') {
+      out.push(JSON.stringify(v) ?? 'null');
+    } else if (Array.isArray(v)) {
+      out.push('[');
+      stack.push({ items: v, i: 0, wrote: false });
+    } else {
+      const o = v as Record<string, unknown>;
+      const keys = Object.keys(o).filter((k) => o[k] !== undefined && typeof o[k] !== 'function');
+      out.push('{');
+      stack.push({ items: keys.map((k) => o[k]), keys, i: 0, wrote: false });
+    }
+  };
+  put(value);
+  for (let top = stack.at(-1); top !== undefined; top = stack.at(-1)) {
+    if (top.i >= top.items.length) {
+      out.push(top.keys ? '}' : ']');
+      stack.pop();
+      continue;
+    }
+    const i = top.i++;
+    if (top.wrote) out.push(',');
+    top.wrote = true;
+    if (top.keys) out.push(`${JSON.stringify(top.keys[i])}:`);
+    put(top.items[i]);
+  }
+  return out.join('');
+}

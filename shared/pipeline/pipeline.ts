@@ -32,7 +32,7 @@ import { relatedQuery } from '../correlation/plan';
 import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
 import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
-import { parseJsonText } from '../model/json';
+import { parseJsonText, stringifyJson } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
 import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
 import type { OutboxDispatcher } from '../notify/outbox';
@@ -258,7 +258,8 @@ export class Pipeline {
   /** Keeps a rejected item with its reason and body; returns its outcome. */
   private async park(p: { path: string; error: unknown; raw: unknown; source: string; tenantId?: string }): Promise<ItemOutcome> {
     const info = errorInfo(p.error);
-    let body = typeof p.raw === 'string' ? p.raw : JSON.stringify(p.raw ?? null);
+    // Never throws for the item's content: a value nested thousands deep, or an event's bytes, is still kept as text.
+    let body = stringifyJson(p.raw ?? null);
     // Only a body already refused for its size can exceed this: everything else is kept whole for replay.
     if (body.length > this.maxBodyBytes) body = `${body.slice(0, this.maxBodyBytes)}…[truncated ${body.length - this.maxBodyBytes} chars]`;
     const item: ParkedItem = {

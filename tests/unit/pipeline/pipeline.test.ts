@@ -121,6 +121,31 @@ describe('pipeline idempotency', () => {
     expect(parked[0]?.body).toContain('not a date');
   });
 
+  it('parks a record nested 5,000 levels deep instead of crashing, and triages the records around it', async () => {
+    const { store, pipeline } = setup();
+    const rows = JSON.parse(readFileSync(join(SAMPLES, 'securityalert-records.json'), 'utf8')) as unknown[];
+    const deep = `${'['.repeat(5000)}${']'.repeat(5000)}`;
+    const event = `{"records":[${JSON.stringify(rows[0])},${deep},${JSON.stringify(rows[1])}]}`;
+
+    const out = await pipeline.ingest([event], { kind: 'eventhub-batch', source: 'test' });
+
+    expect(out.counts).toMatchObject({ triaged: 2, rejected: 1 });
+    const parked = await store.listParked({});
+    expect(parked).toHaveLength(1);
+    expect(parked[0]?.issues[0]?.path).toBe('$[0].records[1]');
+    expect(parked[0]?.body).toBe(deep);
+  });
+
+  it('parks an Event Hub event that arrived as bytes as its text, so it can be read and replayed', async () => {
+    const { store, pipeline } = setup();
+
+    const out = await pipeline.ingest([Buffer.from('{"records": [ truncated')], { kind: 'eventhub-batch', source: 'test' });
+
+    expect(out.counts).toMatchObject({ rejected: 1 });
+    const parked = await store.listParked({});
+    expect(parked[0]?.body).toBe('{"records": [ truncated');
+  });
+
   it('parks a case whose store write keeps failing, so the alert is never lost', async () => {
     const { store, pipeline } = setup();
     const real = store.putCase.bind(store);
