@@ -7,8 +7,9 @@
  * envelope, `$[0].records[1]` a record of the first envelope of a batch; issue paths inside
  * an item are appended (`$[0].records[1].TimeGenerated`, `$[0].Entities[3].Address`).
  *
- * Limits (exported from inputs/common.ts): MAX_ITEMS_PER_BODY items per delivery (a larger
- * delivery is one rejection at `$`), MAX_ENTITIES_PER_ALERT entities per alert,
+ * Limits (exported from inputs/common.ts): MAX_ITEMS_PER_BODY items per HTTP delivery (a larger
+ * delivery is one rejection at `$`) and per Event Hub event or replay envelope (a larger event is
+ * one rejection at its own path; the batch's other events go through), MAX_ENTITIES_PER_ALERT entities per alert,
  * MAX_STRING_CHARS per string field; the 1 MiB body limit is applied by `parseJsonText`.
  */
 import { createHash } from 'node:crypto';
@@ -189,11 +190,22 @@ function expand(body: unknown, kind: BodyKind): Work[] {
     if (body.length > MAX_ITEMS_PER_BODY)
       return [reject('$', `${body.length} items exceed the limit of ${MAX_ITEMS_PER_BODY} per delivery`, body)];
     if (body.length === 0) return [{ t: 'ignore', path: '$', reason: 'empty array' }];
-    for (let i = 0; i < body.length; i++) expandItem(body[i], `$[${i}]`, opts, out);
+    for (let i = 0; i < body.length; i++) {
+      const before = out.length;
+      expandItem(body[i], `$[${i}]`, opts, out);
+      // An Event Hub event (or a replay file's envelope) is judged on its own: one with too many
+      // records is refused alone, kept whole (an event is at most 1 MB), and its neighbours still go
+      // through. Refusing the whole batch lost them: the host checkpoints past a batch that returns.
+      const added = out.length - before;
+      if (kind !== 'alerts' && added > MAX_ITEMS_PER_BODY) {
+        out.splice(before, added, reject(`$[${i}]`, `${added} records exceed the limit of ${MAX_ITEMS_PER_BODY} per event`, body[i]));
+      }
+    }
   } else {
     expandItem(body, '$', opts, out);
   }
-  if (out.length > MAX_ITEMS_PER_BODY)
+  // An HTTP body (at most 1 MiB) or a single event is one delivery: more items than the limit refuse it whole.
+  if ((kind === 'alerts' || !Array.isArray(body)) && out.length > MAX_ITEMS_PER_BODY)
     return [reject('$', `${out.length} items exceed the limit of ${MAX_ITEMS_PER_BODY} per delivery`, body)];
   return out;
 }
