@@ -38,7 +38,8 @@ export function indicatorKey(type: string, value: string): string | undefined {
     return /^[a-z0-9_.-]+$/i.test(v) ? `domain:${v.toLowerCase().replace(/\.$/, '')}` : undefined;
   if (t === 'url') return `url:${v}`;
   const algo = t.replace(/[^a-z0-9]/g, '');
-  const len = HASH_LENGTHS[algo];
+  // Own keys only: type "constructor" must be an unknown type, not Object.prototype.constructor.
+  const len = Object.hasOwn(HASH_LENGTHS, algo) ? HASH_LENGTHS[algo] : undefined;
   if (len !== undefined) return new RegExp(`^[0-9a-f]{${len}}$`, 'i').test(v) ? `filehash:${algo}:${v.toLowerCase()}` : undefined;
   return undefined;
 }

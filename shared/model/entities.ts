@@ -110,7 +110,9 @@ const KIND_ALIASES: Readonly<Record<string, EntityKind>> = {
 
 /** Maps a wire entity type (`ip`, `Ip`, `CloudApplication`, `cloud-application`, `dns`, …) to an EntityKind, or undefined. */
 export function entityKindOf(type: string): EntityKind | undefined {
-  return KIND_ALIASES[type.toLowerCase().replace(/[^a-z0-9]/g, '')];
+  const k = type.toLowerCase().replace(/[^a-z0-9]/g, '');
+  // Own keys only: `Type: "constructor"` must be an unknown type, not Object.prototype.constructor.
+  return Object.hasOwn(KIND_ALIASES, k) ? KIND_ALIASES[k] : undefined;
 }
 
 function quote(s: string): string {
@@ -146,6 +148,14 @@ function stripDot(s: string): string {
 /** Canonical DNS name: lower-cased, trailing dot removed. */
 export function canonicalDomain(name: string): string {
   return stripDot(name.trim().toLowerCase());
+}
+
+/**
+ * Whether a DNS-style name has an empty label (`.`, `.corp`, `a..b`, `host..`). One trailing
+ * dot is the DNS root and allowed; anything else would yield keys such as `host:` or `host:.`.
+ */
+function hasEmptyLabel(name: string): boolean {
+  return stripDot(name).split('.').includes('');
 }
 
 /**
@@ -248,7 +258,7 @@ function hostParts(p: Props): HostParts | undefined {
     ['fqdn', fq],
     ['dnsdomain', dd],
   ] as const) {
-    if (v !== undefined && (!HOST_RE.test(v) || v.length > 253)) {
+    if (v !== undefined && (!HOST_RE.test(v) || v.length > 253 || hasEmptyLabel(v))) {
       p.issue(name, `invalid host name ${quote(v)}`);
       bad = true;
     }
@@ -316,10 +326,22 @@ function buildIp(p: Props): Entity | undefined {
 
 const SID_RE = /^S-\d+(-\d+)+$/i;
 
+/**
+ * Whether a UPN can be keyed: no whitespace, and an `@` (if any) with a non-empty local part and
+ * domain on each side, exactly once. A UPN field without any `@` is keyed as given, as before: some
+ * on-premises writers put the bare account name there, and refusing it would park a real alert.
+ */
+function isUpn(upn: string): boolean {
+  const at = upn.indexOf('@');
+  return !/\s/.test(upn) && (at === -1 || (at > 0 && at === upn.lastIndexOf('@') && at < upn.length - 1));
+}
+
 function buildAccount(p: Props): Entity | undefined {
   let name = p.str('name', 'accountname');
   let nt = p.str('ntdomain');
   let upn = p.str('upn', 'userprincipalname');
+  // The field the UPN was read from, as spelt in the input, so an invalid UPN is reported where it is.
+  let upnField = p.key('upn', 'userprincipalname');
   const upnSuffix = p.str('upnsuffix');
   const sid = p.str('sid');
   const aad = p.str('aaduserid');
@@ -329,13 +351,18 @@ function buildAccount(p: Props): Entity | undefined {
     name = name.slice(i + 1);
   }
   if (name?.includes('@')) {
-    upn ??= name;
+    if (upn === undefined) {
+      upn = name;
+      upnField = p.key('name', 'accountname');
+    }
     name = name.slice(0, name.indexOf('@'));
   }
-  if (!upn && name && upnSuffix) upn = `${name}@${upnSuffix}`;
+  if (!upn && name && upnSuffix) {
+    upn = `${name}@${upnSuffix}`;
+    upnField = p.key('upnsuffix');
+  }
   if (sid !== undefined && !SID_RE.test(sid)) return p.issue('sid', `invalid SID ${quote(sid)}`);
-  if (upn !== undefined && /\s/.test(upn))
-    return p.issue(p.key('upn', 'userprincipalname') ? 'upn' : 'name', `invalid user principal name ${quote(upn)}`);
+  if (upn !== undefined && !isUpn(upn)) return p.issue(upnField ?? 'upn', `invalid user principal name ${quote(upn)}`);
   const keys: string[] = [];
   if (upn) keys.push(upn.toLowerCase());
   if (nt && name) keys.push(`${nt.toLowerCase()}\\${name.toLowerCase()}`);
@@ -385,7 +412,7 @@ function buildDomain(p: Props): Entity | undefined {
   const d = p.str('domainname', 'domain', 'name');
   if (d === undefined) return p.issueHere('domain entity without DomainName');
   const c = canonicalDomain(d);
-  if (c === '' || !HOST_RE.test(c) || c.length > 253)
+  if (c === '' || !HOST_RE.test(c) || c.length > 253 || hasEmptyLabel(c))
     return p.issue(p.key('domainname') ? 'domainname' : 'domain', `invalid domain name ${quote(d)}`);
   return { kind: 'domain', key: makeKey('domain', c), altKeys: [], label: label(c), fields: { domain: c } };
 }
@@ -406,10 +433,11 @@ function buildFileHash(p: Props): Entity | undefined {
     .replace(/[^a-z0-9]/g, '');
   let algo = given;
   if (algo === undefined || algo === 'unknown') {
-    algo = HASH_BY_LENGTH[hex.length];
+    algo = Object.hasOwn(HASH_BY_LENGTH, hex.length) ? HASH_BY_LENGTH[hex.length] : undefined;
     if (algo === undefined) return p.issue(field, `cannot tell the algorithm of a ${hex.length}-digit hash`);
   }
-  const expected = HASH_HEX_LENGTHS[algo];
+  // Own keys only: `Algorithm: "constructor"` must be unsupported, not Object.prototype.constructor.
+  const expected = Object.hasOwn(HASH_HEX_LENGTHS, algo) ? HASH_HEX_LENGTHS[algo] : undefined;
   if (expected === undefined) return p.issue('algorithm', `unsupported hash algorithm ${quote(given ?? '')}`);
   if (hex.length !== expected) return p.issue(field, `expected ${expected} hex digits for ${algo.toUpperCase()}, got ${hex.length}`);
   const canon = `${algo}:${hex}`;

@@ -119,7 +119,9 @@ const ALL_SEVERITIES: Readonly<Record<string, Severity>> = { ...SENTINEL_SEVERIT
 
 function severitySchema(map: Readonly<Record<string, Severity>>, expected: string) {
   return z.string().transform((v, ctx) => {
-    const s = map[v.trim().toLowerCase()];
+    const k = v.trim().toLowerCase();
+    // Own keys only: a plain-object lookup would hand `"constructor"` or `"__proto__"` an Object.prototype member.
+    const s = Object.hasOwn(map, k) ? map[k] : undefined;
     if (s === undefined) {
       ctx.issues.push({ code: 'custom', message: `expected one of ${expected}, got ${describeDateInput(v)}`, input: v });
       return z.NEVER;

@@ -47,6 +47,15 @@ describe('local indicator lists', () => {
     expect(() => loadIndicatorFiles([file])).toThrow(/bad\.csv:3: "999\.1\.1\.1"/);
   });
 
+  it('refuses an indicator of type "constructor" instead of reading Object.prototype as a hash length', () => {
+    const dir = scratch();
+    const file = join(dir, 'proto.csv');
+    // Without the own-key check this value matched the RegExp built from `function Object() { [native code] }`.
+    writeFileSync(file, 'type,value,source\nconstructor,a{function Object { n }},x\n');
+
+    expect(() => loadIndicatorFiles([file])).toThrow(/proto\.csv:2: "a\{function Object \{ n \}\}" is not a valid constructor indicator/);
+  });
+
   it('fails on a configured file that does not exist', () => {
     expect(() => loadIndicatorFiles(['/nonexistent/ti.csv'])).toThrow(ConfigError);
   });

@@ -72,6 +72,39 @@ describe('host entities', () => {
       { path: '$.entities[0]', reason: 'host entity without HostName, FQDN, NetBiosName or AzureID' },
     ]);
   });
+
+  it('refuses a host name with an empty label', () => {
+    for (const name of ['.', '..', '.corp', 'a..b', 'ws-01..']) {
+      const { entities, issues } = generic({ kind: 'host', hostName: name });
+
+      expect(entities).toEqual([]);
+      expect(issues).toEqual([{ path: '$.entities[0].hostName', reason: `invalid host name ${JSON.stringify(name)}` }]);
+    }
+  });
+
+  it('refuses an FQDN, NetBIOS name or DNS domain with an empty label at that field', () => {
+    const cases = [
+      { fqdn: 'ws-01..corp.example' },
+      { hostName: 'ws-01', netBiosName: '.ws-01' },
+      { hostName: 'ws-01', dnsDomain: '.corp.example' },
+    ];
+
+    const paths = cases.map((c) => generic({ kind: 'host', ...c }).issues.map((i) => i.path));
+
+    expect(paths).toEqual([['$.entities[0].fqdn'], ['$.entities[0].netBiosName'], ['$.entities[0].dnsDomain']]);
+  });
+
+  it('refuses a SecurityAlert HostName "." at its path instead of keying it "host:"', () => {
+    const { entities, issues } = sa([{ $id: '1', HostName: '.', Type: 'host' }]);
+
+    expect(entities).toEqual([]);
+    expect(issues).toEqual([{ path: '$.Entities[0].HostName', reason: 'invalid host name "."' }]);
+  });
+
+  it('still accepts one trailing dot (DNS root) on a host name and an FQDN', () => {
+    expect(one({ kind: 'host', hostName: 'ws-01.' }).key).toBe('host:ws-01');
+    expect(one({ kind: 'host', fqdn: 'WS-01.Corp.Example.' }).key).toBe('host:ws-01.corp.example');
+  });
 });
 
 describe('account entities', () => {
@@ -100,6 +133,41 @@ describe('account entities', () => {
   it('rejects a malformed SID', () => {
     expect(generic({ kind: 'account', name: 'x', sid: 'not-a-sid' }).issues[0]?.path).toBe('$.entities[0].sid');
   });
+
+  it('refuses a UPN without a local part', () => {
+    const byName = generic({ kind: 'account', name: '@corp.example' });
+    const byUpn = generic({ kind: 'account', upn: '@corp.example' });
+
+    expect(byName.entities).toEqual([]);
+    expect(byName.issues).toEqual([{ path: '$.entities[0].name', reason: 'invalid user principal name "@corp.example"' }]);
+    expect(byUpn.issues).toEqual([{ path: '$.entities[0].upn', reason: 'invalid user principal name "@corp.example"' }]);
+  });
+
+  it('refuses a UPN without a domain', () => {
+    expect(generic({ kind: 'account', name: 'alice@' }).issues).toEqual([
+      { path: '$.entities[0].name', reason: 'invalid user principal name "alice@"' },
+    ]);
+  });
+
+  it('keys a UPN field without any @ as given, so a bare account name there does not park the alert', () => {
+    expect(one({ kind: 'account', upn: 'alice' }).key).toBe('account:alice');
+  });
+
+  it('refuses a UPN with more than one @, naming the field it came from', () => {
+    expect(generic({ kind: 'account', upn: 'a@b@c' }).issues).toEqual([
+      { path: '$.entities[0].upn', reason: 'invalid user principal name "a@b@c"' },
+    ]);
+    expect(generic({ kind: 'account', name: 'a', upnSuffix: 'b@c' }).issues).toEqual([
+      { path: '$.entities[0].upnSuffix', reason: 'invalid user principal name "a@b@c"' },
+    ]);
+  });
+
+  it('names a SecurityAlert UserPrincipalName as spelt when the UPN is invalid', () => {
+    const { entities, issues } = sa([{ $id: '1', Name: 'alice', UserPrincipalName: 'alice@', Type: 'account' }]);
+
+    expect(entities).toEqual([]);
+    expect(issues).toEqual([{ path: '$.Entities[0].UserPrincipalName', reason: 'invalid user principal name "alice@"' }]);
+  });
 });
 
 describe('file hashes, files, urls, domains, mailboxes, cloud apps', () => {
@@ -110,6 +178,13 @@ describe('file hashes, files, urls, domains, mailboxes, cloud apps', () => {
       { path: '$.entities[0].value', reason: 'expected 32 hex digits for MD5, got 40' },
     ]);
     expect(generic({ kind: 'filehash', algorithm: 'SHA1', value: 'zz'.repeat(20) }).issues[0]?.reason).toMatch(/not a hexadecimal hash/);
+  });
+
+  it('refuses hash Algorithm "constructor" as an unsupported hash algorithm', () => {
+    const { entities, issues } = generic({ kind: 'filehash', algorithm: 'constructor', value: 'a'.repeat(64) });
+
+    expect(entities).toEqual([]);
+    expect(issues).toEqual([{ path: '$.entities[0].algorithm', reason: 'unsupported hash algorithm "constructor"' }]);
   });
 
   it('infers the algorithm of an "Unknown" hash from its length', () => {
@@ -133,6 +208,14 @@ describe('file hashes, files, urls, domains, mailboxes, cloud apps', () => {
 
   it('lower-cases domains and drops the trailing dot', () => {
     expect(one({ kind: 'domain', domain: 'Bad.Example.' }).key).toBe('domain:bad.example');
+  });
+
+  it('refuses a domain with an empty label', () => {
+    for (const domain of ['..', '.bad.example', 'bad..example']) {
+      expect(generic({ kind: 'domain', domain }).issues).toEqual([
+        { path: '$.entities[0].domain', reason: `invalid domain name ${JSON.stringify(domain)}` },
+      ]);
+    }
   });
 
   it('keys mailboxes by address and cloud apps by app id', () => {
@@ -223,6 +306,17 @@ describe('SecurityAlert $id / $ref', () => {
     expect(entities.map((e) => e.key)).toEqual(['ip:10.0.0.1']);
   });
 
+  it('treats entity Type "constructor" (or "__proto__") as an unknown type', () => {
+    const { entities, issues } = sa([
+      { $id: '1', Name: 'x', Type: 'constructor' },
+      { $id: '2', Name: 'y', Type: '__proto__' },
+      { $id: '3', Address: '10.0.0.1', Type: 'ip' },
+    ]);
+
+    expect(issues).toEqual([]);
+    expect(entities.map((e) => e.key)).toEqual(['ip:10.0.0.1']);
+  });
+
   it('reports JSON that is not valid inside the string', () => {
     const issues: InputIssue[] = [];
     readSecurityAlertEntities('[{"Type":', '$[0].Entities', issues);
@@ -249,6 +343,22 @@ describe('incident relatedEntities', () => {
     );
     expect(issues).toEqual([]);
     expect(entities[1]?.key).toBe('process:srv.corp.example|9|');
+  });
+
+  it('treats an incident entity kind "constructor" as an unknown kind', () => {
+    const issues: InputIssue[] = [];
+
+    const entities = readIncidentEntities(
+      [
+        { kind: 'constructor', properties: { name: 'x' } },
+        { kind: 'Ip', properties: { address: '10.0.0.1' } },
+      ],
+      '$.object.properties.relatedEntities',
+      issues,
+    );
+
+    expect(issues).toEqual([]);
+    expect(entities.map((e) => e.key)).toEqual(['ip:10.0.0.1']);
   });
 
   it('names the path of an invalid property', () => {

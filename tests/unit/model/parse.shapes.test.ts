@@ -231,6 +231,14 @@ describe('SecurityAlert rows', () => {
     expect(ok(parseBody(r, 'alerts', RECEIVED)[0]).revisionKey).toBe('2026-11-20T05:00:00.000Z');
   });
 
+  it('refuses AlertSeverity "constructor" at its path instead of crashing', () => {
+    const out = parseBody({ ...row(), AlertSeverity: 'constructor' }, 'alerts', RECEIVED)[0];
+
+    expect(issues(out)).toEqual([
+      { path: '$.AlertSeverity', reason: 'expected one of Informational, Low, Medium, High, got "constructor"' },
+    ]);
+  });
+
   it('ignores a row of another table', () => {
     expect(parseBody({ ...row(), Type: 'SecurityIncident' }, 'alerts', RECEIVED)[0]?.status).toBe('ignored');
   });
@@ -241,6 +249,16 @@ describe('generic alerts', () => {
 
   it('accepts severities in any case, including critical', () => {
     expect(ok(parseBody({ ...generic(), severity: 'CRITICAL' }, 'alerts', RECEIVED)[0]).providerSeverity).toBe('critical');
+  });
+
+  it('refuses severity "constructor" at $.severity instead of crashing', () => {
+    for (const severity of ['constructor', '__proto__', ' Constructor ']) {
+      const out = parseBody({ ...generic(), severity }, 'alerts', RECEIVED)[0];
+
+      expect(issues(out)).toEqual([
+        { path: '$.severity', reason: `expected one of informational, low, medium, high, critical, got ${JSON.stringify(severity)}` },
+      ]);
+    }
   });
 
   it('rejects an unknown severity and a source that cannot prefix a case id', () => {
