@@ -219,6 +219,13 @@ export interface TriageResult {
     readonly met?: boolean;
   };
   readonly notifications: readonly NotificationRef[];
+  /**
+   * The highest severity announced so far, over every revision (a first report, then
+   * escalations): a later revision notifies only above it, so a case that goes down and up
+   * again, or a redelivered update, never pages twice for the same level. Absent while nobody
+   * has been notified.
+   */
+  readonly notifiedSeverity?: Severity;
   /** Whether the tenant had a policy file or the documented defaults applied. */
   readonly policy: { readonly source: 'tenant' | 'default'; readonly name?: string };
   readonly steps: readonly StepRecord[];

@@ -34,6 +34,7 @@ import type { Logger } from '../log';
 import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
 import { parseJsonText, stringifyJson } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
+import { compareRevisionKeys } from '../model/revision';
 import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
 import type { OutboxDispatcher } from '../notify/outbox';
 import { planNotifications } from '../notify/plan';
@@ -302,7 +303,11 @@ export class Pipeline {
           clog.debug('case.duplicate', { step: 'dedupe', revision: existing.revision });
           return { status: 'duplicate', caseId: c.caseId, tenantId: c.tenantId, result: mergeOutbox(existing.result, records) };
         }
-        if (existing.revisionKey > c.revisionKey) {
+        // Under one revision key, of two different contents the greater fingerprint wins, whichever
+        // arrives last: redeliveries of both then converge instead of flipping the case back and forth
+        // (and re-notifying) on every delivery. ARCHITECTURE §4 took any changed content as newer.
+        const order = compareRevisionKeys(existing.revisionKey, c.revisionKey);
+        if (order > 0 || (order === 0 && existing.fingerprint > c.fingerprint)) {
           clog.info('case.stale', { step: 'dedupe', stored: existing.revisionKey, received: c.revisionKey });
           return { status: 'stale', caseId: c.caseId, tenantId: c.tenantId, result: existing.result };
         }
@@ -489,6 +494,8 @@ export class Pipeline {
         ...(second ? { secondReportBy: second.toISOString() } : {}),
       },
       notifications: [...carried, ...outbox.map(toRef)],
+      // Planned entries announce this revision's severity (a first report, or an escalation above the last).
+      ...(outbox.length > 0 ? { notifiedSeverity: scored.severity } : previouslyNotified ? { notifiedSeverity: previouslyNotified } : {}),
       policy: { source: policy.source, ...(policy.file ? { name: policy.policy.tenant.name } : {}) },
       steps,
       triagedAt: now.toISOString(),
@@ -543,7 +550,19 @@ export class Pipeline {
     }
     for (const [index, records] of byItem) {
       const item = items[index];
-      if (item?.result) items[index] = { ...item, result: mergeOutbox(item.result, records) };
+      if (!item?.result) continue;
+      let all = records;
+      // A later revision's result lists the earlier revisions' notifications too: its answer shows the
+      // whole outbox of the case (as GET /api/cases does), not only the entries of this delivery.
+      if (item.result.notifications.length > records.length) {
+        try {
+          all = await this.deps.store.listNotifications({ tenantId: item.result.tenantId, caseId: item.result.caseId });
+        } catch (err) {
+          if (!(err instanceof TriageError)) throw err;
+          this.deps.log.warn('notify.outbox.unread', { tenantId: item.result.tenantId, caseId: item.result.caseId, step: 'notify', err });
+        }
+      }
+      items[index] = { ...item, result: mergeOutbox(item.result, all) };
     }
   }
 }
@@ -582,7 +601,12 @@ function verdictChanged(before: TriageResult, after: TriageResult): boolean {
   );
 }
 
-/** The severity earlier notifications announced: the previous revision's, when it notified anyone. */
+/**
+ * The highest severity earlier revisions announced. Results written before `notifiedSeverity`
+ * existed fall back to the previous revision's severity when it lists notifications (the best
+ * they can tell).
+ */
 function highestNotified(existing: CaseRecord | undefined): Severity | undefined {
-  return existing && existing.result.notifications.length > 0 ? existing.result.severity : undefined;
+  if (!existing) return undefined;
+  return existing.result.notifiedSeverity ?? (existing.result.notifications.length > 0 ? existing.result.severity : undefined);
 }

@@ -9,7 +9,8 @@
  * - caseId = `object.name` (incident GUID), tenantId = `workspaceId`.
  * - detectedAt = the earliest of `createdTimeUtc` and the alerts' `timeGenerated`: the
  *   SLA clock starts at detection, and Sentinel creates the incident after its first alert.
- * - revisionKey = `lastModifiedTimeUtc` (every Update moves it).
+ * - revisionKey = `lastModifiedTimeUtc` (every Update moves it), with its digits beyond the
+ *   millisecond (see ../revision.ts): two updates within one millisecond stay ordered.
  * - Rule ids: `relatedAnalyticRuleIds` (ARM ids, plus their GUID tail), each alert's
  *   GUID `alertType` and additionalData "Analytic Rule Ids"/"Rule Id", and policy codes at
  *   the start of the title, description, alert names and "Analytic Rule Name". Incident-level
@@ -28,6 +29,7 @@ import { z } from 'zod';
 import type { InputIssue } from '../../errors';
 import type { Alert } from '../domain';
 import { mergeEntities, readIncidentEntities } from '../entities';
+import { revisionDate, revisionMillis } from '../revision';
 import {
   canonicalTechnique,
   childPath,
@@ -102,7 +104,7 @@ export const incidentBodySchema = z.object({
       labels: z.array(z.unknown()).nullish(),
       firstActivityTimeUtc: optIsoDate,
       lastActivityTimeUtc: optIsoDate,
-      lastModifiedTimeUtc: isoDate,
+      lastModifiedTimeUtc: revisionDate,
       createdTimeUtc: isoDate,
       incidentNumber: z.number().int().nullish(),
       additionalData: z
@@ -248,7 +250,7 @@ export function readIncident(raw: unknown, path: string): ReadResult {
         ...(o.etag ? { etag: o.etag } : {}),
         ...(p.incidentUrl ? { url: p.incidentUrl } : {}),
         ...(p.status ? { status: p.status } : {}),
-        lastModifiedTimeUtc: p.lastModifiedTimeUtc,
+        lastModifiedTimeUtc: revisionMillis(p.lastModifiedTimeUtc),
       },
       title: p.title,
       ...(p.description ? { description: p.description } : {}),

@@ -219,3 +219,97 @@ describe('pipeline ordering of concurrent deliveries', () => {
     expect(second.items[0]?.result?.killChain.relatedCaseIds).toEqual([firstId]);
   });
 });
+
+describe('pipeline revisions of one incident', () => {
+  const NAME = '11111111-2222-4333-8444-555555555555';
+  /** An incident with no rule code, so its severity follows the provider's (as the sample's brute-force rule does not). */
+  function incident(event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown {
+    const d = JSON.parse(incidentText) as {
+      objectEventType: string;
+      object: { id: string; name: string; properties: Record<string, unknown> };
+    };
+    d.objectEventType = event;
+    d.object.name = NAME;
+    d.object.id = `${d.object.id.slice(0, d.object.id.lastIndexOf('/'))}/${NAME}`;
+    Object.assign(d.object.properties, {
+      title: 'Unusual thing seen',
+      description: 'no code',
+      relatedAnalyticRuleIds: [],
+      alerts: [],
+      additionalData: {},
+      createdTimeUtc: '2026-11-20T01:00:00.000Z',
+      lastModifiedTimeUtc,
+      severity,
+      status,
+    });
+    return d;
+  }
+  const escalations = (sent: readonly NotificationRecord[]) => sent.filter((n) => n.kind === 'escalation');
+
+  it('keeps two updates within one millisecond in order: the older, delivered last, is stale and changes nothing', async () => {
+    const { store, pipeline } = setup();
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
+
+    const newer = await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.1239Z', 'High'), http);
+    const older = await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.1231Z', 'Medium', 'Closed'), http);
+
+    expect(newer.items[0]?.status).toBe('revised');
+    expect(older.items[0]?.status).toBe('stale');
+    const stored = await store.getCase(TENANT, NAME);
+    expect(stored?.revision).toBe(2);
+    expect(stored?.result.severity).toBe('high');
+    expect(stored?.revisionKey).toBe('2026-11-20T01:05:00.1239Z');
+    expect(stored?.case.sentinel?.lastModifiedTimeUtc).toBe('2026-11-20T01:05:00.123Z');
+  });
+
+  it('settles two different contents under one revision key on one of them, whatever order they are redelivered in', async () => {
+    const { store, pipeline, sent } = setup();
+    const a = incident('Update', '2026-11-20T01:05:00.000Z', 'High');
+    const b = incident('Update', '2026-11-20T01:05:00.000Z', 'Medium', 'Closed');
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
+
+    await pipeline.ingest(a, http);
+    await pipeline.ingest(b, http);
+    const settled = await store.getCase(TENANT, NAME);
+    const sentBefore = sent.length;
+
+    const statuses: string[] = [];
+    for (const body of [a, b, a, b]) statuses.push((await pipeline.ingest(body, http)).items[0]?.status ?? '');
+
+    // Whichever content won, redeliveries of either are answered as duplicate (the winner) or stale.
+    expect([...new Set(statuses)].sort()).toEqual(['duplicate', 'stale']);
+    const stored = await store.getCase(TENANT, NAME);
+    expect(stored?.revision).toBe(settled?.revision);
+    expect(stored?.fingerprint).toBe(settled?.fingerprint);
+    expect(sent).toHaveLength(sentBefore);
+  });
+
+  it('never pages twice for one level: a case that goes down and up again notifies nobody the second time', async () => {
+    const { pipeline, sent } = setup();
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
+
+    const up = await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.000Z', 'High'), http);
+    const afterUp = escalations(sent).length;
+    await pipeline.ingest(incident('Update', '2026-11-20T01:06:00.000Z', 'Medium'), http);
+    const upAgain = await pipeline.ingest(incident('Update', '2026-11-20T01:07:00.000Z', 'High'), http);
+
+    expect(afterUp).toBeGreaterThan(0);
+    expect(escalations(sent)).toHaveLength(afterUp);
+    expect(up.items[0]?.result?.notifiedSeverity).toBe('high');
+    expect(upAgain.items[0]?.result?.revision).toBe(4);
+    expect(upAgain.items[0]?.result?.notifiedSeverity).toBe('high');
+  });
+
+  it('answers a revision that notifies with the whole outbox of the case, first reports included', async () => {
+    const { store, pipeline } = setup();
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
+
+    const up = await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.000Z', 'High'), http);
+
+    const outbox = await store.listNotifications({ tenantId: TENANT, caseId: NAME });
+    const answer = up.items[0]?.result;
+    expect(answer?.notifications).toHaveLength(outbox.length);
+    expect(answer?.notifications.map((n) => n.kind)).toEqual(expect.arrayContaining(['first-report', 'escalation']));
+    expect(answer?.sla.firstNotifiedAt).toBeDefined();
+  });
+});
