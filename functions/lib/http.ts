@@ -7,12 +7,27 @@ import { PayloadTooLargeError } from '../../shared/errors';
 import { answerError, type HttpAnswer } from '../../shared/http/respond';
 import { getRuntime } from '../../shared/runtime';
 
-/** Reads the raw body, refusing it early when Content-Length already exceeds the limit. */
+/**
+ * Leaves a trace of a refused body before throwing: a 413 is otherwise invisible to operators.
+ * Only the path is logged (the query string can carry the function key as `code=`), never the body.
+ */
+async function refuseTooLarge(request: HttpRequest, limit: number, bytesRead: number, declaredBytes?: number): Promise<never> {
+  const rt = await getRuntime().catch(() => undefined);
+  rt?.log.warn('http.body.too_large', {
+    route: URL.canParse(request.url) ? new URL(request.url).pathname : 'unknown',
+    limit,
+    bytesRead,
+    ...(declaredBytes === undefined ? {} : { declaredBytes }),
+  });
+  throw new PayloadTooLargeError(declaredBytes ?? bytesRead, limit);
+}
+
+/** Reads the raw body, refusing it early when Content-Length already exceeds the limit; every refusal logs `http.body.too_large`. */
 export async function readBody(request: HttpRequest, limit: number): Promise<Buffer> {
   const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) throw new PayloadTooLargeError(declared, limit);
+  if (Number.isFinite(declared) && declared > limit) return refuseTooLarge(request, limit, 0, declared);
   const buf = Buffer.from(await request.arrayBuffer());
-  if (buf.length > limit) throw new PayloadTooLargeError(buf.length, limit);
+  if (buf.length > limit) return refuseTooLarge(request, limit, buf.length);
   return buf;
 }
 

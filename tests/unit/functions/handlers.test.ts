@@ -8,6 +8,7 @@ import { getCase } from '../../../functions/getCase';
 import { health } from '../../../functions/health';
 import { incidentWebhook } from '../../../functions/incidentWebhook';
 import { hmacHeaders } from '../../../shared/auth/hmac';
+import { createLogger } from '../../../shared/log';
 import { setRuntime } from '../../../shared/runtime';
 import { SAMPLES } from '../../helpers/cli';
 import { testRuntime } from '../../helpers/runtime';
@@ -23,6 +24,40 @@ const post = (path: string, body: Buffer | string, headers: Record<string, strin
   });
 
 afterEach(() => setRuntime(undefined));
+
+/** A test runtime whose own logger (the one the handlers' glue uses) records its JSON lines. */
+async function runtimeRecordingLogs(env: NodeJS.ProcessEnv = {}): Promise<Record<string, unknown>[]> {
+  const lines: Record<string, unknown>[] = [];
+  const rt = await testRuntime(env);
+  setRuntime({ ...rt, log: createLogger({ level: 'debug', sink: (l) => void lines.push(JSON.parse(l) as Record<string, unknown>) }) });
+  return lines;
+}
+
+describe('a body over the size limit', () => {
+  it('logs one http.body.too_large warning with the route, the limit and the bytes read, never the body', async () => {
+    const logs = await runtimeRecordingLogs({ MAX_BODY_BYTES: '1024' });
+    const body = JSON.stringify({ secret: 'x'.repeat(2000) });
+
+    const res = await alertWebhook(post('alerts?code=function-key', body), ctx());
+
+    expect(res.status).toBe(413);
+    const warnings = logs.filter((l) => l.event === 'http.body.too_large');
+    expect(warnings).toEqual([expect.objectContaining({ level: 'warn', route: '/api/alerts', limit: 1024, bytesRead: body.length })]);
+    expect(JSON.stringify(logs)).not.toContain('xxxx');
+    expect(JSON.stringify(logs)).not.toContain('function-key');
+  });
+
+  it('logs the declared size and no bytes read when Content-Length alone is over the limit', async () => {
+    const logs = await runtimeRecordingLogs();
+
+    const res = await incidentWebhook(post('incidents', '{}', { 'content-length': String(5 * 1024 * 1024) }), ctx());
+
+    expect(res.status).toBe(413);
+    expect(logs.filter((l) => l.event === 'http.body.too_large')).toEqual([
+      expect.objectContaining({ level: 'warn', route: '/api/incidents', limit: 1_048_576, bytesRead: 0, declaredBytes: 5 * 1024 * 1024 }),
+    ]);
+  });
+});
 
 describe('incidentWebhook', () => {
   it('answers 200 with the TriageResult of the sample incident', async () => {
