@@ -19,11 +19,19 @@ function isWholeJson(text: string): boolean {
 /**
  * Splits a file into documents: NDJSON by extension (`.ndjson`, `.jsonl`), or when every line
  * is a JSON value and the whole text is not; otherwise the file is one JSON document.
+ * An NDJSON label carries the line's real 1-based number in the file, blank lines included.
+ * Returns no documents when the file is empty or holds only blank lines, whatever its extension,
+ * so callers can report an empty file the same way for `.json` and `.ndjson`.
  */
 export function documentsOf(file: string, text: string): FileDocument[] {
+  if (text.trim() === '') return [];
   const ndjson = /\.(nd)?jsonl?$/i.test(file) && !/\.json$/i.test(file);
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const looksNd = lines.length > 1 && lines.every((l) => /^\s*[[{]/.test(l) && /[\]}]\s*$/.test(l));
-  if (ndjson || (looksNd && !isWholeJson(text))) return lines.map((l, i) => ({ label: `${file}:${i + 1}`, text: l }));
+  // Number the lines before dropping blank ones: the label must point at the line an editor shows.
+  const lines = text
+    .split(/\r?\n/)
+    .map((l, i) => ({ line: i + 1, text: l }))
+    .filter((l) => l.text.trim() !== '');
+  const looksNd = lines.length > 1 && lines.every((l) => /^\s*[[{]/.test(l.text) && /[\]}]\s*$/.test(l.text));
+  if (ndjson || (looksNd && !isWholeJson(text))) return lines.map((l) => ({ label: `${file}:${l.line}`, text: l.text }));
   return [{ label: file, text }];
 }

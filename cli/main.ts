@@ -13,7 +13,7 @@ import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
 import { openSqliteStore } from '../shared/store/sqlite';
 import { checkPolicy } from '../shared/triage/checkPolicy';
-import { documentsOf } from './documents';
+import { documentsOf, type FileDocument } from './documents';
 import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
 import { startLocalHost } from './host/server';
@@ -25,8 +25,10 @@ const USAGE = `usage: triage <command> [options]
 commands:
   serve [--host 127.0.0.1] [--port 7071]       run the Function app's HTTP routes locally (npm start)
   replay FILE... [--persist]                   triage JSON / NDJSON / envelope files; one TriageResult JSON line per case
-                                               on stdout; exit 1 if anything was rejected. In-memory store unless --persist.
-  parked [list] [--tenant ID] [--all]          list parked (rejected or failed) items from the configured store
+                                               on stdout; exit 1 if anything was rejected (an empty file included), exit 2
+                                               if a file cannot be read. In-memory store unless --persist.
+  parked [list] [--tenant ID] [--all] [--limit 1000]
+                                               list parked (rejected or failed) items from the configured store
   parked replay [--eventhub NAMESPACE/HUB]     re-run parked items through the pipeline (or re-publish them to a hub)
   policy check FILE...                         validate tenant policy files; every error with its path
   send FILE... --eventhub NAMESPACE/HUB        publish SecurityAlert records to an Event Hub in the export envelope shape
@@ -37,6 +39,32 @@ environment: see README "Configuration" (STORE, SQLITE_FILE, POLICY_DIR, INDICAT
 
 /** Exit codes. */
 const EXIT = { ok: 0, rejected: 1, usage: 2, error: 3 } as const;
+
+/** The command line itself is wrong (a bad option value): exit code `usage`, not `error`. */
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** `parseArgs` refused the command line (unknown option, missing value, `--limit -1`); Node marks these by `code`. */
+function isParseArgsError(e: unknown): e is Error {
+  return e instanceof TypeError && 'code' in e && typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS_');
+}
+
+/**
+ * An option that must be a whole number from `min` to `max`. Checked here, at the edge, because
+ * `Number()` lets `abc` through as NaN and `-1` through as a number SQLite reads as "no limit".
+ */
+function intOption(name: string, value: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const n = /^\s*[+-]?\d+\s*$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `of at least ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} must be an integer ${range}, got "${value}"`);
+  }
+  return n;
+}
 
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -50,12 +78,13 @@ async function serve(args: string[], log: Logger): Promise<number> {
     args,
     options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7071' } },
   });
+  const port = intOption('port', values.port, 0, 65_535);
   const rt = await createRuntime(process.env, { log });
   await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
   installFunctionsCore();
   require('../functions/index');
-  const host = await startLocalHost({ host: values.host, port: Number(values.port), log, bodyLimit: rt.settings.maxBodyBytes });
+  const host = await startLocalHost({ host: values.host, port, log, bodyLimit: rt.settings.maxBodyBytes });
   log.info('serve.listening', { url: host.url });
   err(`sentinel-triage listening on ${host.url}  (POST /api/incidents, POST /api/alerts, GET /api/cases/{id}, GET /api/health)`);
   await new Promise<void>((resolve) => {
@@ -87,15 +116,26 @@ async function replay(args: string[], log: Logger): Promise<number> {
   const env = values.persist ? process.env : { ...process.env, OUTBOX_FILE: '' };
   const rt: Runtime = await createRuntime(env, values.persist ? { log } : { log, store: openSqliteStore({ file: ':memory:', log }) });
   let rejected = 0;
+  // A file that cannot be read (missing, a directory, no permission) is a wrong command line, not a
+  // rejected alert: it is counted apart so the exit code says which; the other files still run.
+  let unreadable = 0;
   try {
     const docs = positionals.flatMap((file) => {
+      let text: string;
       try {
-        return documentsOf(file, readFileSync(file, 'utf8'));
+        text = readFileSync(file, 'utf8');
       } catch (e) {
-        err(`${file}: cannot read: ${(e as Error).message}`);
-        rejected++;
+        err(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
+        unreadable++;
         return [];
       }
+      const fileDocs = documentsOf(file, text);
+      // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
+      if (fileDocs.length === 0) {
+        err(`${file}: empty`);
+        rejected++;
+      }
+      return fileDocs;
     });
     const progress = createProgress(docs.length, 'replay');
     for (const doc of docs) {
@@ -130,6 +170,7 @@ async function replay(args: string[], log: Logger): Promise<number> {
   } finally {
     await rt.close();
   }
+  if (unreadable > 0) return EXIT.usage;
   return rejected > 0 ? EXIT.rejected : EXIT.ok;
 }
 
@@ -145,11 +186,12 @@ async function parked(args: string[], log: Logger): Promise<number> {
       limit: { type: 'string', default: '1000' },
     },
   });
+  const limit = intOption('limit', values.limit, 1);
   const rt = await createRuntime(process.env, { log });
   try {
     const items = await rt.store.listParked({
       ...(values.tenant ? { tenantId: values.tenant } : {}),
-      limit: Number(values.limit),
+      limit,
       includeReplayed: values.all,
     });
     if (sub === 'list') {
@@ -185,9 +227,8 @@ async function parked(args: string[], log: Logger): Promise<number> {
   }
 }
 
-/** Events of a stream file: a JSON array is one event per element (the trigger's batch shape); NDJSON one per line. */
-function eventsOf(file: string): unknown[] {
-  const docs = documentsOf(file, readFileSync(file, 'utf8'));
+/** Events of a stream file's documents: a JSON array is one event per element (the trigger's batch shape); NDJSON one per line. */
+function eventsOf(docs: readonly FileDocument[]): unknown[] {
   if (docs.length !== 1) return docs.map((d) => d.text);
   const doc: unknown = JSON.parse(docs[0]?.text ?? 'null');
   return Array.isArray(doc) ? doc : [doc];
@@ -195,7 +236,7 @@ function eventsOf(file: string): unknown[] {
 
 async function stream(args: string[], log: Logger): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { batch: { type: 'string', default: '100' } } });
-  const size = Math.max(1, Number(values.batch));
+  const size = intOption('batch', values.batch, 1);
   const rt = await createRuntime(process.env, { log });
   await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
@@ -204,7 +245,16 @@ async function stream(args: string[], log: Logger): Promise<number> {
     require('../functions/index');
     const fn = registered.find((f) => f.name === 'alertStream');
     if (!fn) throw new Error('alertStream is not registered');
-    const events = positionals.flatMap(eventsOf);
+    let empty = 0;
+    const events = positionals.flatMap((file) => {
+      const docs = documentsOf(file, readFileSync(file, 'utf8'));
+      // Same rule as replay: an empty file is reported and makes the run fail, whatever its extension.
+      if (docs.length === 0) {
+        err(`${file}: empty`);
+        empty++;
+      }
+      return eventsOf(docs);
+    });
     const progress = createProgress(events.length, 'stream');
     for (let i = 0; i < events.length; i += size) {
       const batch = events.slice(i, i + size);
@@ -213,7 +263,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
     }
     progress.done();
     err(`${events.length} event(s) in ${Math.ceil(events.length / size)} batch(es)`);
-    return EXIT.ok;
+    return empty > 0 ? EXIT.rejected : EXIT.ok;
   } finally {
     await rt.close();
   }
@@ -271,6 +321,10 @@ export async function main(argv: string[]): Promise<number> {
         return EXIT.usage;
     }
   } catch (e) {
+    if (e instanceof UsageError || isParseArgsError(e)) {
+      err(`triage ${command}: ${e.message}`);
+      return EXIT.usage;
+    }
     err(`triage ${command}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
     return EXIT.error;
   }

@@ -72,7 +72,13 @@ export async function send(args: string[], log: Logger): Promise<number> {
   const all: ExportRecord[] = [];
   let refused = 0;
   for (const file of positionals) {
-    for (const doc of readDocs(file)) {
+    const docs = readDocs(file);
+    // Same rule as replay: an empty file is refused, whatever its extension.
+    if (docs.length === 0) {
+      process.stderr.write(`${file}: empty\n`);
+      refused++;
+    }
+    for (const doc of docs) {
       const r = recordsOf(doc, file);
       all.push(...r.records);
       for (const msg of r.refused) process.stderr.write(`${msg}\n`);

@@ -1,4 +1,4 @@
-import { readdirSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runCli, SAMPLES, scratch } from '../helpers/cli';
 
@@ -41,6 +41,111 @@ describe('triage replay', () => {
 
     expect(r.status).toBe(1);
     expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it('reports the real line number after blank lines, on stderr and in the parked item source', () => {
+    const dir = scratch();
+    const file = join(dir, 'alerts.ndjson');
+    const generic = JSON.parse(readFileSync(join(SAMPLES, 'generic-alert.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(
+      file,
+      [JSON.stringify(generic), '', '{"source": "x",', '', JSON.stringify({ ...generic, id: 'other', severity: 'apocalyptic' })].join('\n'),
+    );
+    const env = { SQLITE_FILE: join(dir, 'triage.db'), OUTBOX_FILE: '' };
+
+    const r = runCli(['replay', '--persist', file], env);
+    const parked = runCli(['parked', 'list'], env);
+
+    expect(r.status).toBe(1);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(r.stderr).toMatch(new RegExp(`${file}:3: rejected: `));
+    expect(r.stderr).toMatch(new RegExp(`${file}:5: rejected: .*severity`));
+    expect(r.stderr).not.toMatch(new RegExp(`${file}:2:`));
+    const sources = parked.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { source: string }).source);
+    expect(sources.sort()).toEqual([`replay:${file}:3`, `replay:${file}:5`]);
+  });
+
+  it('exits 2 (usage) for a missing file and a directory, says why, and still triages the other files', () => {
+    const dir = scratch();
+    const missing = join(dir, 'no-such.json');
+
+    const r = runCli(['replay', missing, dir, join(SAMPLES, 'generic-alert.json')]);
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${missing}: cannot read: ENOENT`);
+    expect(r.stderr).toContain(`${dir}: cannot read: EISDIR`);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+
+  it.each([
+    ['empty.json', ''],
+    ['empty.ndjson', ''],
+    ['blank.ndjson', '\n\n  \n'],
+    ['blank.jsonl', '\r\n'],
+  ])('rejects the empty file %s as "<file>: empty", exit code 1, and still triages the other files', (name, text) => {
+    const file = join(scratch(), name);
+    writeFileSync(file, text);
+
+    const r = runCli(['replay', file, join(SAMPLES, 'generic-alert.json')]);
+
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n')).toContain(`${file}: empty`);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('triage parked list --limit', () => {
+  it.each(['abc', '-1', '0', '1.5', ''])('refuses --limit=%j as a usage error naming the option and the value', (limit) => {
+    const r = runCli(['parked', 'list', `--limit=${limit}`], { SQLITE_FILE: join(scratch(), 'triage.db') });
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`--limit must be an integer of at least 1, got "${limit}"`);
+    expect(r.stderr).not.toContain('SqliteError');
+  });
+
+  it.each([
+    [['--limit', '-1'], '--limit'],
+    [['--limt', '5'], '--limt'],
+  ])('refuses %j (as parseArgs reads it) as a usage error naming the option', (args, option) => {
+    const r = runCli(['parked', 'list', ...args], { SQLITE_FILE: join(scratch(), 'triage.db') });
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`'${option}'`);
+  });
+
+  it('lists at most --limit items', () => {
+    const dir = scratch();
+    const env = { SQLITE_FILE: join(dir, 'triage.db'), OUTBOX_FILE: '' };
+    runCli(['replay', '--persist', join(SAMPLES, 'bad', 'wrong-shapes.json')], env);
+
+    const r = runCli(['parked', 'list', '--limit', '1'], env);
+
+    expect(r.status).toBe(0);
+    expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
+  });
+});
+
+describe('triage stream --batch', () => {
+  it('refuses a --batch that is not a positive integer as a usage error', () => {
+    const r = runCli(['stream', join(SAMPLES, 'eventhub-batch.json'), '--batch', 'ten'], { SQLITE_FILE: join(scratch(), 'triage.db') });
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain('--batch must be an integer of at least 1, got "ten"');
+  });
+
+  it('reports an empty file as "<file>: empty" with exit code 1, like replay', () => {
+    const dir = scratch();
+    const file = join(dir, 'events.json');
+    writeFileSync(file, '\n');
+
+    const r = runCli(['stream', file, join(SAMPLES, 'eventhub-batch.json')], { SQLITE_FILE: join(dir, 'triage.db'), OUTBOX_FILE: '' });
+
+    expect(r.status).toBe(1);
+    expect(r.stderr.split('\n')).toContain(`${file}: empty`);
+    expect(r.stderr).toContain('2 event(s) in 1 batch(es)');
   });
 });
 
