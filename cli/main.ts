@@ -217,9 +217,13 @@ async function parked(args: string[], log: Logger): Promise<number> {
     for (const p of items) {
       const outcome = await rt.pipeline.ingestText(p.body, { kind: 'auto', source: p.source });
       const ok = outcome.items.every((i) => i.status !== 'rejected' && i.status !== 'failed');
-      if (ok) await rt.store.markParkedReplayed(p.id, new Date().toISOString());
-      else still++;
-      out(JSON.stringify({ id: p.id, replayed: ok, counts: outcome.counts }));
+      // Still failing: the pipeline parked it again under the path it has inside this body (`$`, not
+      // `$[0].records[1]`), so a new id. That entry, with today's reason, supersedes this one; marking
+      // this one replayed keeps one listed entry per item that still needs attention, not two.
+      const reparked = outcome.items.flatMap((i) => (i.parkedId !== undefined && i.parkedId !== p.id ? [i.parkedId] : []));
+      if (ok || reparked.length > 0) await rt.store.markParkedReplayed(p.id, new Date().toISOString());
+      if (!ok) still++;
+      out(JSON.stringify({ id: p.id, replayed: ok, counts: outcome.counts, ...(reparked.length > 0 ? { parkedAs: reparked } : {}) }));
     }
     return still > 0 ? EXIT.rejected : EXIT.ok;
   } finally {

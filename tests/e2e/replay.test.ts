@@ -43,6 +43,25 @@ describe('triage replay', () => {
     expect(r.stdout.split('\n').filter(Boolean)).toHaveLength(1);
   });
 
+  it('lists an item that still fails after `parked replay` once, under its latest reason, not twice', () => {
+    const dir = scratch();
+    const env = { SQLITE_FILE: join(dir, 'triage.db'), OUTBOX_FILE: '' };
+    runCli(['replay', '--persist', join(SAMPLES, 'bad', 'wrong-shapes.json')], env);
+    const listed = () => runCli(['parked', 'list'], env).stdout.split('\n').filter(Boolean);
+    const before = listed();
+
+    const again = runCli(['parked', 'replay'], env);
+
+    expect(before.length).toBeGreaterThan(0);
+    expect(again.status).toBe(1);
+    const lines = again.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { replayed: boolean; parkedAs?: string[] });
+    expect(lines.every((l) => !l.replayed && (l.parkedAs?.length ?? 0) > 0)).toBe(true);
+    expect(listed()).toHaveLength(before.length);
+  });
+
   it('reports the real line number after blank lines, on stderr and in the parked item source', () => {
     const dir = scratch();
     const file = join(dir, 'alerts.ndjson');
