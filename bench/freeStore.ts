@@ -10,7 +10,7 @@
  * same in-memory index the SQLite store uses (SightingIndex), which sees a write as soon as
  * putCase is called (`appliesWritesOnCall`, as SQLite's group commit).
  */
-import { ConcurrencyConflictError } from '../shared/errors';
+import { AmbiguousCaseError, ConcurrencyConflictError } from '../shared/errors';
 import { canonicalInstant } from '../shared/model/instant';
 import type {
   CaseRecord,
@@ -44,8 +44,9 @@ export function createFreeStore(): Store {
       return cases.get(caseKey(tenantId, caseId));
     },
     async findCase(caseId: string): Promise<CaseRecord | undefined> {
-      for (const r of cases.values()) if (r.caseId === caseId) return r;
-      return undefined;
+      const found = [...cases.values()].filter((r) => r.caseId === caseId);
+      if (found.length > 1) throw new AmbiguousCaseError(caseId, found.map((r) => r.tenantId).sort());
+      return found[0];
     },
     async putCase(
       record: CaseRecord,

@@ -85,6 +85,21 @@ export class ConcurrencyConflictError extends TriageError {
   }
 }
 
+/**
+ * A case id names cases of more than one tenant and the caller did not say which (GET
+ * /api/cases/{id} without `tenantId`): answering with one of them would show a tenant's case to
+ * whoever asked for the other's, so the read refuses to guess and names the tenants.
+ */
+export class AmbiguousCaseError extends TriageError {
+  constructor(
+    readonly caseId: string,
+    readonly tenantIds: readonly string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`case id ${JSON.stringify(caseId)} exists in ${tenantIds.length} tenants; name one with ?tenantId=`, options);
+  }
+}
+
 /** A request failed authentication (missing/invalid token, bad signature, replay). */
 export class AuthenticationError extends TriageError {
   constructor(message: string, options?: { cause?: unknown }) {

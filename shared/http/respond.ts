@@ -2,7 +2,7 @@
  * Maps pipeline outcomes to HTTP answers, independent of the trigger library:
  * `functions/` (Azure Functions) and the local host both use it.
  */
-import { AuthenticationError, ConfigError, PayloadTooLargeError } from '../errors';
+import { AmbiguousCaseError, AuthenticationError, ConfigError, PayloadTooLargeError } from '../errors';
 import type { IngestOutcome, ItemOutcome } from '../pipeline/pipeline';
 
 /** A trigger-independent HTTP answer. */
@@ -70,6 +70,8 @@ export function answerBatch(outcome: IngestOutcome): HttpAnswer {
 export function answerError(err: unknown): HttpAnswer {
   if (err instanceof AuthenticationError) return { status: 401, body: { error: { name: err.name, message: err.message } } };
   if (err instanceof PayloadTooLargeError) return { status: 413, body: { error: { name: err.name, message: err.message } } };
+  if (err instanceof AmbiguousCaseError)
+    return { status: 409, body: { error: { name: err.name, message: err.message, tenantIds: [...err.tenantIds] } } };
   if (err instanceof ConfigError) return { status: 500, body: { error: { name: err.name, message: 'server misconfigured' } } };
   return { status: 500, body: { error: { name: 'InternalError', message: 'internal error' } } };
 }

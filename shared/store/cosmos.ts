@@ -101,7 +101,7 @@ import {
   type SqlParameter,
 } from '@azure/cosmos';
 import { DefaultAzureCredential, type TokenCredential } from '@azure/identity';
-import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
+import { AmbiguousCaseError, ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
 import { canonicalInstant } from '../model/instant';
@@ -636,7 +636,9 @@ export class CosmosStore implements Store {
         })
         .fetchAll(),
     );
-    const doc = [...resources].sort((a, b) => a.tenantId.localeCompare(b.tenantId))[0];
+    const tenants = [...new Set(resources.map((d) => d.tenantId))].sort();
+    if (tenants.length > 1) throw new AmbiguousCaseError(caseId, tenants);
+    const doc = resources[0];
     return doc ? this.toRecord(doc) : undefined;
   }
 

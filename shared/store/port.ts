@@ -113,7 +113,10 @@ export interface Lease {
 export interface Store {
   /** Latest revision of a case. */
   getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined>;
-  /** Latest revision of a case when the tenant is unknown (HTTP GET /api/cases/{id}); may be cross-partition. */
+  /**
+   * Latest revision of a case when the tenant is unknown (HTTP GET /api/cases/{id}); may be
+   * cross-partition. Throws AmbiguousCaseError when the id names cases of several tenants.
+   */
   findCase(caseId: string): Promise<CaseRecord | undefined>;
   /**
    * Saves a case revision, replaces its entity index rows and inserts its new outbox

@@ -44,7 +44,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import Database from 'better-sqlite3';
-import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
+import { AmbiguousCaseError, ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../errors';
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
 import { canonicalInstant } from '../model/instant';
@@ -725,10 +725,14 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findCase(caseId: string): Promise<CaseRecord | undefined> {
-    return this.exec('findCase', () => {
-      const row = this.stmt.findCase.get(caseId) as CaseRow | undefined;
-      return row ? toCaseRecord(row) : undefined;
-    });
+    const rows = await this.exec('findCase', () => this.stmt.findCase.all(caseId) as CaseRow[]);
+    if (rows.length > 1) throw new AmbiguousCaseError(caseId, (await this.caseTenants(caseId)).sort());
+    return rows[0] ? toCaseRecord(rows[0]) : undefined;
+  }
+
+  /** Every tenant holding a case with this id (an ambiguous findCase names them). */
+  private async caseTenants(caseId: string): Promise<string[]> {
+    return this.exec('findCase', () => this.stmt.caseTenants.all(caseId) as string[]);
   }
 
   /** @inheritdoc */
@@ -985,8 +989,9 @@ function prepareStatements(db: Database.Database) {
     ),
     findCase: db.prepare<[string]>(
       `SELECT c.tenant_id, c.case_id, c.revision, c.revision_key, c.fingerprint, c.state, c.detected_at, c.version, c.doc, p.body AS report
-       FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? ORDER BY c.tenant_id LIMIT 1`,
+       FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? ORDER BY c.tenant_id LIMIT 2`,
     ),
+    caseTenants: db.prepare<[string]>('SELECT tenant_id FROM cases WHERE case_id = ?').pluck(),
     insertCase: db.prepare(
       `INSERT INTO cases (tenant_id, case_id, revision, revision_key, fingerprint, state, detected_at, version, sighting_seqs, doc, updated_at, report_id)
        VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?) ON CONFLICT (case_id, tenant_id) DO NOTHING`,

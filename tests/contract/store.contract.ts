@@ -2,7 +2,7 @@
  * The one Store contract: every adapter runs exactly these behaviours.
  * `makeStore` must return an empty store each time (a fresh database); the suite closes it.
  */
-import { ConcurrencyConflictError } from '../../shared/errors';
+import { AmbiguousCaseError, ConcurrencyConflictError } from '../../shared/errors';
 import type { Store } from '../../shared/store/port';
 import { caseRecord, notification, parked, sighting } from './fixtures';
 
@@ -96,6 +96,16 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
         expect(found?.tenantId).toBe(OTHER);
         expect(found?.etag).toBe(saved.etag);
         await expect(store.findCase('case-3')).resolves.toBeUndefined();
+      });
+
+      it('refuses to guess when two tenants hold a case with the same id, and names them', async () => {
+        await store.putCase(caseRecord(OTHER, 'case-1'), [], undefined);
+        await store.putCase(caseRecord(T, 'case-1'), [], undefined);
+
+        const found = store.findCase('case-1');
+
+        await expect(found).rejects.toBeInstanceOf(AmbiguousCaseError);
+        await expect(found).rejects.toMatchObject({ caseId: 'case-1', tenantIds: [T, OTHER] });
       });
 
       it('commits outbox entries together with the case, leaving existing keys untouched', async () => {
