@@ -425,6 +425,8 @@ export class SqliteStore implements Store {
   private active: Promise<void> | undefined;
   /** putCase applies its writes (and index) before its first await: see the port. */
   readonly appliesWritesOnCall = true;
+  /** When expired leases were last deleted (clock ms of the `now` given to acquireLease). */
+  private leasesSweptAt = 0;
   /** The correlation index: every sighting with an instant at or after `horizon`. */
   private readonly index = new SightingIndex();
   /** Canonical instant: the index is complete from here on; lookups starting earlier read the log. */
@@ -572,6 +574,13 @@ export class SqliteStore implements Store {
     });
 
     this.leaseTx = db.transaction((lease: Lease, now: string): { acquired: boolean; lease: Lease } => {
+      // Expired leases are dead weight (the replay guard leaves one per signed request): swept hourly,
+      // here because this is the only path that writes them.
+      const t = Date.parse(now);
+      if (t - this.leasesSweptAt >= EVICT_EVERY_MS) {
+        this.leasesSweptAt = t;
+        s.sweepLeases.run(now);
+      }
       const row = s.getLease.get(lease.tenantId, lease.caseId) as LeaseRow | undefined;
       if (row && row.owner !== lease.owner && !(Date.parse(row.expires_at) <= Date.parse(now))) {
         return { acquired: false, lease: { tenantId: lease.tenantId, caseId: lease.caseId, owner: row.owner, expiresAt: row.expires_at } };
@@ -1032,6 +1041,8 @@ function prepareStatements(db: Database.Database) {
        ON CONFLICT (tenant_id, case_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at`,
     ),
     deleteLease: db.prepare('DELETE FROM leases WHERE tenant_id = ? AND case_id = ? AND owner = ?'),
+    // julianday: expiry instants may be written in any ISO 8601 spelling, so compare times, not strings.
+    sweepLeases: db.prepare<[string]>('DELETE FROM leases WHERE julianday(expires_at) <= julianday(?)'),
     insertNotification: db.prepare(
       `INSERT OR IGNORE INTO notifications (key, tenant_id, case_id, revision, kind, channel, recipient, payload, payload_id, created_at, status, sent_at, attempts, last_error)
        VALUES (?, ?, ?, ?, ?, ?, ?, '', ?, ?, ?, ?, ?, ?)`,

@@ -517,3 +517,30 @@ describe('SQLite group commit (concurrent deliveries share one commit)', () => {
     await store.close();
   });
 });
+
+describe('SQLite leases', () => {
+  it('deletes expired leases (one per signed request) at most hourly, keeping those still held', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'triage-leases-'));
+    const file = join(dir, 'triage.db');
+    const store = openSqliteStore({ file });
+    const lease = (caseId: string, expiresAt: string) => ({ tenantId: 't', caseId, owner: 'w', expiresAt });
+    await store.acquireLease(lease('old', '2026-11-20T00:05:00Z'), '2026-11-20T00:00:00.000Z'); // first call sweeps an empty table
+    await store.acquireLease(lease('held', '2026-11-20T03:00:00.000Z'), '2026-11-20T00:10:00.000Z');
+    const count = (): number => {
+      const db = new Database(file, { readonly: true });
+      const n = db.prepare('SELECT COUNT(*) FROM leases').pluck().get() as number;
+      db.close();
+      return n;
+    };
+    const beforeAnHour = count();
+
+    await store.acquireLease(lease('new', '2026-11-20T02:00:00.000Z'), '2026-11-20T01:00:00.000Z');
+
+    expect(beforeAnHour).toBe(2);
+    expect(count()).toBe(2); // "old" swept, "held" kept, "new" added
+    const held = await store.acquireLease({ ...lease('held', '2026-11-20T04:00:00.000Z'), owner: 'other' }, '2026-11-20T01:00:01.000Z');
+    expect(held.acquired).toBe(false);
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
