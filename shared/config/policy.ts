@@ -3,19 +3,57 @@
  * monitored workspace, validated with zod. `../shared/samples/policy.example.yaml`
  * is the reference of what it must express; `policies/contoso.yaml` ships it.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration } from 'luxon';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { type InputIssue, PolicyError } from '../errors';
 import { SEVERITIES } from '../model/domain';
+import { canonicalId } from '../model/inputs/securityAlert';
 import { formatZodIssues } from '../model/zodIssues';
 import { isValidNetworkOrHost } from './networks';
 
-const isoDuration = z.string().refine((s) => Duration.fromISO(s).isValid && Duration.fromISO(s).as('milliseconds') > 0, {
-  message: 'must be a positive ISO 8601 duration such as PT15M or P7D',
-});
+/**
+ * A positive ISO 8601 duration of at most `max`. Every duration needs a ceiling: past
+ * ~8.64e15 ms from now a deadline is no longer a valid Date, so an unbounded value that
+ * passes `policy check` makes every alert of the tenant fail (`RangeError: Invalid time
+ * value`). The ceilings (README "Tenant policy") follow the seed's scales, not Date's limits.
+ */
+function isoDuration(max: string) {
+  const maxMs = Duration.fromISO(max).as('milliseconds');
+  return z
+    .string()
+    .refine((s) => Duration.fromISO(s).isValid && Duration.fromISO(s).as('milliseconds') > 0, {
+      message: 'must be a positive ISO 8601 duration such as PT15M or P7D',
+    })
+    .refine((s) => !Duration.fromISO(s).isValid || Duration.fromISO(s).as('milliseconds') <= maxMs, {
+      message: `must be at most ${max}`,
+    });
+}
+/** First report: the SLA is 15 minutes, 24×365 (seed §5); a first report due after more than a day is no SLA. */
+const MAX_NOTIFY_WITHIN = 'P1D';
+/** Escalation to a senior engineer who works business hours may span a long weekend or a holiday week, not more. */
+const MAX_ESCALATE_AFTER = 'P7D';
+/** Slow targeted attacks progress phase by phase over weeks (seed §2); a quarter, well inside the 12-month retention. */
+const MAX_CORRELATION_WINDOW = 'P90D';
+
+/**
+ * A map keyed by names from the file (rule ids, scenarios, kill-chain overrides). zod
+ * silently drops an own `__proto__` key from a record, so such an entry would vanish
+ * without a word; it is refused instead (no rule, scenario or technique is called
+ * `__proto__`, so an error costs nothing and tells the author the entry did not load).
+ */
+function recordOf<T extends z.ZodType>(value: T) {
+  return z
+    .unknown()
+    .superRefine((v, ctx) => {
+      if (typeof v === 'object' && v !== null && Object.hasOwn(v, '__proto__')) {
+        ctx.addIssue({ code: 'custom', path: ['__proto__'], message: 'reserved key "__proto__" is not allowed' });
+      }
+    })
+    .pipe(z.record(z.string(), value));
+}
 const hhmm = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be HH:MM (24h)');
 const weekday = z.enum(['mon', 'tue', 'wed', 'thu', 'fri', 'sat', 'sun']);
 const severity = z.enum(SEVERITIES);
@@ -38,7 +76,7 @@ const contactSchema = z
 const notifyRuleSchema = z
   .object({
     first: z.array(z.string()).default([]),
-    escalateAfter: isoDuration.optional(),
+    escalateAfter: isoDuration(MAX_ESCALATE_AFTER).optional(),
     escalateTo: z.array(z.string()).default([]),
     secondReport: z.enum(['business', 'always']).optional(),
   })
@@ -64,7 +102,8 @@ export const tenantPolicySchema = z
   .object({
     tenant: z
       .object({
-        id: z.string().min(1),
+        // Canonical like incoming workspace ids (GUIDs lower-cased), or an upper-case id would never match an alert.
+        id: z.string().min(1).transform(canonicalId),
         name: z.string().min(1),
         timezone: z.string().refine(isValidTimeZone, { message: 'must be an IANA time zone such as Asia/Tokyo' }).default('UTC'),
         businessHours: z
@@ -89,18 +128,18 @@ export const tenantPolicySchema = z
       .object({ ip: networkList, domain: z.array(z.string()).default([]), filehash: z.array(z.string()).default([]) })
       .strict()
       .default({ ip: [], domain: [], filehash: [] }),
-    rules: z.record(z.string(), ruleSchema).default({}),
-    scenarios: z.record(z.string(), scenarioSchema).default({}),
+    rules: recordOf(ruleSchema).default({}),
+    scenarios: recordOf(scenarioSchema).default({}),
     killChain: z
       .object({
-        tactics: z.record(z.string(), z.string()).default({}),
-        techniques: z.record(z.string(), z.string()).default({}),
+        tactics: recordOf(z.string()).default({}),
+        techniques: recordOf(z.string()).default({}),
       })
       .strict()
       .default({ tactics: {}, techniques: {} }),
     correlation: z
       .object({
-        window: isoDuration.default('P7D'),
+        window: isoDuration(MAX_CORRELATION_WINDOW).default('P7D'),
         escalateWhen: z
           .object({ distinctPhases: z.number().int().min(2).max(8).default(3), progression: z.boolean().default(true) })
           .strict()
@@ -110,7 +149,7 @@ export const tenantPolicySchema = z
       .strict()
       .default({ window: 'P7D', escalateWhen: { distinctPhases: 3, progression: true }, infrastructureThreshold: 50 }),
     sla: z
-      .object({ notifyWithin: isoDuration.default('PT15M') })
+      .object({ notifyWithin: isoDuration(MAX_NOTIFY_WITHIN).default('PT15M') })
       .strict()
       .default({ notifyWithin: 'PT15M' }),
     contacts: z.array(contactSchema).default([]),
@@ -131,6 +170,19 @@ export const tenantPolicySchema = z
   })
   .strict()
   .superRefine((p, ctx) => {
+    // Contact names are how the notify matrix refers to contacts: the planner takes the first
+    // match, so a second contact of the same name would never be notified.
+    const firstIndex = new Map<string, number>();
+    p.contacts.forEach((c, i) => {
+      const first = firstIndex.get(c.name);
+      if (first === undefined) firstIndex.set(c.name, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['contacts', i, 'name'],
+          message: `duplicate contact name "${c.name}" (also $.contacts[${first}])`,
+        });
+    });
     // Every contact named in the notify matrix must exist: a typo here means nobody gets called at 3 a.m.
     const names = new Set(p.contacts.map((c) => c.name));
     for (const sev of SEVERITIES) {
@@ -227,19 +279,49 @@ export function loadPolicyFile(file: string): TenantPolicy {
   return parsePolicy(readFileSync(file, 'utf8'), file);
 }
 
-/** All tenant policies of a folder, keyed by tenant (workspace) id. */
+/** The policy files a registry loads from a folder: its `*.yaml`/`*.yml`, sorted, as paths. */
+export function policyFilesIn(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((n) => /\.ya?ml$/i.test(n))
+    .sort()
+    .map((n) => join(dir, n));
+}
+
+/** A command-line path as policy files: a folder stands for exactly the files a registry would load from it. */
+export function policyFilesAt(path: string): string[] {
+  return statSync(path).isDirectory() ? policyFilesIn(path) : [path];
+}
+
+/**
+ * The policies a registry refuses because an earlier one has the same tenant id (compared
+ * canonically, as alerts are matched): one PolicyError per later file, naming both files.
+ * The registry and `triage policy check` share this rule so that a check that says ok
+ * never precedes a runtime that refuses to start.
+ */
+export function duplicateTenants(policies: readonly { policy: TenantPolicy; file?: string }[]): PolicyError[] {
+  const seen = new Map<string, string>();
+  const out: PolicyError[] = [];
+  for (const p of policies) {
+    const id = canonicalId(p.policy.tenant.id);
+    const file = p.file ?? '(inline)';
+    const first = seen.get(id);
+    if (first === undefined) seen.set(id, file);
+    else out.push(new PolicyError(file, [{ path: '$.tenant.id', reason: `duplicate tenant id ${id} (also in ${first})` }]));
+  }
+  return out;
+}
+
+/** All tenant policies of a folder, keyed by canonical tenant (workspace) id. */
 export class PolicyRegistry {
   private readonly byTenant = new Map<string, ResolvedPolicy>();
   private readonly defaults = new Map<string, ResolvedPolicy>();
 
-  /** Builds a registry from already-validated policies. */
+  /** Builds a registry from already-validated policies; throws PolicyError on a duplicate tenant id. */
   constructor(policies: readonly { policy: TenantPolicy; file?: string }[] = []) {
-    for (const p of policies) {
-      if (this.byTenant.has(p.policy.tenant.id)) {
-        throw new PolicyError(p.file ?? '(inline)', [{ path: '$.tenant.id', reason: `duplicate tenant id ${p.policy.tenant.id}` }]);
-      }
-      this.byTenant.set(p.policy.tenant.id, { policy: p.policy, source: 'tenant', file: p.file });
-    }
+    const duplicate = duplicateTenants(policies)[0];
+    if (duplicate) throw duplicate;
+    // Keyed canonically even though the schema canonicalises: a policy built in code skips the schema.
+    for (const p of policies) this.byTenant.set(canonicalId(p.policy.tenant.id), { policy: p.policy, source: 'tenant', file: p.file });
   }
 
   /**
@@ -248,16 +330,15 @@ export class PolicyRegistry {
    * scenarios) that need knowledge this module must not import.
    */
   static fromDirectory(dir: string, options?: { check?: (p: TenantPolicy) => InputIssue[] }): PolicyRegistry {
-    let names: string[];
+    let files: string[];
     try {
-      names = readdirSync(dir).filter((n) => /\.ya?ml$/i.test(n));
+      files = policyFilesIn(dir);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new PolicyRegistry();
       throw err;
     }
     return new PolicyRegistry(
-      names.sort().map((n) => {
-        const file = join(dir, n);
+      files.map((file) => {
         const policy = loadPolicyFile(file);
         const issues = options?.check?.(policy) ?? [];
         if (issues.length > 0) throw new PolicyError(file, issues);
@@ -268,17 +349,18 @@ export class PolicyRegistry {
 
   /** The tenant's policy, or the documented defaults flagged as such. */
   resolve(tenantId: string): ResolvedPolicy {
-    const own = this.byTenant.get(tenantId);
+    const id = canonicalId(tenantId);
+    const own = this.byTenant.get(id);
     if (own) return own;
-    let d = this.defaults.get(tenantId);
+    let d = this.defaults.get(id);
     if (!d) {
-      d = { policy: defaultPolicy(tenantId), source: 'default' };
-      this.defaults.set(tenantId, d);
+      d = { policy: defaultPolicy(id), source: 'default' };
+      this.defaults.set(id, d);
     }
     return d;
   }
 
-  /** Tenant ids with a policy file. */
+  /** Tenant ids with a policy file (canonical). */
   tenants(): string[] {
     return [...this.byTenant.keys()];
   }
