@@ -107,8 +107,25 @@ const splitList = (v: string | undefined): string[] =>
     .filter((s) => s.length > 0);
 
 /**
+ * Settings that only mean something with bearer validation on: one of them set without a usable
+ * `AUTH_ENTRA_AUDIENCE` is a mistake that would leave `/api/incidents` open, so it is refused.
+ * `AUTH_ENTRA_CLOCK_SKEW_SEC` is not among them: a tuning knob alone does not ask for validation
+ * (`local.settings.sample.json` ships it set to the default with everything else empty).
+ */
+const ENTRA_SETTINGS_NEEDING_AUDIENCE = [
+  'AUTH_ENTRA_ISSUERS',
+  'AUTH_ENTRA_JWKS',
+  'AUTH_ENTRA_JWKS_FILE',
+  'AUTH_ENTRA_ALLOWED_APPIDS',
+  'AUTH_ENTRA_REQUIRED_ROLES',
+] as const;
+
+/**
  * Reads the Entra settings. Bearer validation is enabled when `AUTH_ENTRA_AUDIENCE` is set
- * (comma list allowed); otherwise returns `undefined` and the function key is the only gate.
+ * (comma list allowed); when it and the settings that need it are all unset or blank, returns
+ * `undefined` and the function key is the only gate. Any of them set without a usable audience
+ * (including an audience of only commas and blanks, like `" , "`) is an error, never a silent
+ * fail-open.
  *
  * - `AUTH_ENTRA_ISSUERS`: comma list of accepted issuers (required when enabled).
  * - `AUTH_ENTRA_JWKS` (inline JSON `{"keys":[…]}`) or `AUTH_ENTRA_JWKS_FILE` (path): exactly one is required.
@@ -126,7 +143,19 @@ export function entraConfigFromEnv(
   readFile: (path: string) => string = (p) => readFileSync(p, 'utf8'),
 ): EntraAuthConfig | undefined {
   const audiences = splitList(env.AUTH_ENTRA_AUDIENCE);
-  if (audiences.length === 0) return undefined;
+  if (audiences.length === 0) {
+    if (env.AUTH_ENTRA_AUDIENCE?.trim())
+      throw new ConfigError('AUTH_ENTRA_AUDIENCE', 'lists no audience (only commas and blanks); set the accepted aud values or unset it');
+    const present = ENTRA_SETTINGS_NEEDING_AUDIENCE.filter((name) => env[name]?.trim());
+    if (present.length > 0) {
+      throw new ConfigError(
+        'AUTH_ENTRA_AUDIENCE',
+        `required when ${present.join(', ')} ${present.length === 1 ? 'is' : 'are'} set (bearer validation on /api/incidents is ` +
+          'enabled by the audience); set it, or unset the other AUTH_ENTRA_* settings to run with the function key only',
+      );
+    }
+    return undefined;
+  }
 
   const issuers = splitList(env.AUTH_ENTRA_ISSUERS);
   if (issuers.length === 0) throw new ConfigError('AUTH_ENTRA_ISSUERS', 'required when AUTH_ENTRA_AUDIENCE is set');

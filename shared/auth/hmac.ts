@@ -35,6 +35,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { AuthenticationError, ConfigError } from '../errors';
+import type { Logger } from '../log';
 
 /** Header carrying the Unix-seconds timestamp. */
 export const HMAC_TIMESTAMP_HEADER = 'x-triage-timestamp';
@@ -66,12 +67,29 @@ export interface HmacAuthConfig {
 }
 
 /**
+ * A first use's claim on a signature, given back by {@link ReplayHold.release} when the request
+ * was not processed (answered 5xx or failed), so the sender's identical retry is accepted.
+ */
+export interface ReplayHold {
+  /**
+   * Forgets the signature, but only if the entry is still the one this hold wrote: a stale hold
+   * (its entry expired and someone else now holds the signature) frees nothing. Idempotent.
+   */
+  release(): Promise<void>;
+}
+
+/**
  * Remembers accepted signatures until they would be refused for age anyway, so a captured
  * request cannot be replayed inside the window.
  */
 export interface ReplayGuard {
-  /** Records `signature` until `expiresAtMs`; resolves `true` if it was not seen before (first use). */
-  checkAndRemember(signature: string, expiresAtMs: number): Promise<boolean>;
+  /**
+   * Records `signature` until `expiresAtMs` (an entry is free again once `expiresAtMs <= now`).
+   * Resolves to a {@link ReplayHold} (truthy) for a first use, or `false` for a replay.
+   * @param nowMs the instant to judge expiry at (default: the guard's clock); {@link verifyHmac}
+   *   passes the instant it checked the timestamp at, so a slow store cannot stretch the window.
+   */
+  checkAndRemember(signature: string, expiresAtMs: number, nowMs?: number): Promise<ReplayHold | false>;
 }
 
 /**
@@ -86,7 +104,8 @@ export interface ReplayGuard {
  * signature reach the guard, so filling it requires the secret.
  */
 export class InMemoryReplayGuard implements ReplayGuard {
-  private readonly seen = new Map<string, number>();
+  /** signature → its entry; an entry object is identity, so a hold releases only what it wrote. */
+  private readonly seen = new Map<string, { readonly expiresAtMs: number }>();
 
   /** @param maxEntries upper bound on remembered signatures (default 100 000, about 7 MB). */
   constructor(
@@ -102,23 +121,27 @@ export class InMemoryReplayGuard implements ReplayGuard {
   }
 
   /** See {@link ReplayGuard.checkAndRemember}. */
-  async checkAndRemember(signature: string, expiresAtMs: number): Promise<boolean> {
-    const now = this.clock();
+  async checkAndRemember(signature: string, expiresAtMs: number, nowMs: number = this.clock()): Promise<ReplayHold | false> {
     const known = this.seen.get(signature);
-    if (known !== undefined && known > now) return false;
+    if (known !== undefined && known.expiresAtMs > nowMs) return false;
     if (known !== undefined) this.seen.delete(signature);
-    if (this.seen.size >= this.maxEntries) this.sweep(now);
+    if (this.seen.size >= this.maxEntries) this.sweep(nowMs);
     while (this.seen.size >= this.maxEntries) {
       const oldest = this.seen.keys().next();
       if (oldest.done) break;
       this.seen.delete(oldest.value);
     }
-    this.seen.set(signature, expiresAtMs);
-    return true;
+    const entry = { expiresAtMs };
+    this.seen.set(signature, entry);
+    return {
+      release: async () => {
+        if (this.seen.get(signature) === entry) this.seen.delete(signature);
+      },
+    };
   }
 
   private sweep(now: number): void {
-    for (const [sig, exp] of this.seen) if (exp <= now) this.seen.delete(sig);
+    for (const [sig, entry] of this.seen) if (entry.expiresAtMs <= now) this.seen.delete(sig);
   }
 }
 
@@ -128,32 +151,48 @@ export type HmacEnv = Readonly<Record<string, string | undefined>>;
 const KEY_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
 /**
- * Reads `AUTH_HMAC_SECRETS`: either one secret (key id `default`) or `id1:secret1,id2:secret2`
- * (the first `:` separates id and secret, so ids cannot contain `:`; secrets cannot contain `,`).
- * Each secret must be at least 32 bytes (e.g. `openssl rand -hex 32`).
+ * Reads `AUTH_HMAC_SECRETS`: either one secret without `:` (key id `default`) or
+ * `id1:secret1,id2:secret2` (the first `:` of an entry separates id and secret, so ids cannot
+ * contain `:`; secrets may, but cannot contain `,`). A single entry with a `:` is therefore
+ * always read as `id:secret`: a lone secret containing `:` must be given an id, e.g.
+ * `default:<secret>`. Each secret must be at least 32 bytes (e.g. `openssl rand -hex 32`).
  *
  * Returns `undefined` when the setting is absent or empty: HMAC is then disabled and the
  * function key (or Entra auth) is the only gate on `POST /api/alerts`.
  *
- * @throws ConfigError naming `AUTH_HMAC_SECRETS` (the secret values are never included).
+ * @throws ConfigError naming `AUTH_HMAC_SECRETS` and the entry by position ("entry 2"). No part
+ *   of the configured value is ever included, ids neither: when a secret was mistaken for
+ *   `id:secret`, its "id" is part of the secret.
  */
 export function hmacConfigFromEnv(env: HmacEnv): HmacAuthConfig | undefined {
   const raw = env.AUTH_HMAC_SECRETS?.trim();
   if (!raw) return undefined;
   const entries = raw.split(',').map((e) => e.trim());
   const keys: HmacKey[] = [];
+  // Messages name the entry by position and say what is wrong, never quoting it: any part of an
+  // entry may be secret (a lone secret containing ':' is read as id:secret, so its "id" is secret).
+  const refuse = (i: number, reason: string): never => {
+    const hint = entries.length === 1 && entries[0]?.includes(':') ? ' (a lone secret containing ":" needs an id: default:<secret>)' : '';
+    throw new ConfigError('AUTH_HMAC_SECRETS', `entry ${i + 1} ${reason}${hint}`);
+  };
   entries.forEach((entry, i) => {
-    if (entry === '') throw new ConfigError('AUTH_HMAC_SECRETS', `entry ${i + 1} is empty`);
+    if (entry === '') refuse(i, 'is empty');
     const colon = entry.indexOf(':');
     const single = entries.length === 1 && colon === -1;
-    if (!single && colon === -1) throw new ConfigError('AUTH_HMAC_SECRETS', `entry ${i + 1} is not of the form id:secret`);
+    if (!single && colon === -1) refuse(i, 'is not of the form id:secret');
     const id = single ? DEFAULT_HMAC_KEY_ID : entry.slice(0, colon);
     const secret = single ? entry : entry.slice(colon + 1);
-    if (!KEY_ID.test(id)) throw new ConfigError('AUTH_HMAC_SECRETS', `entry ${i + 1}: key id must match ${KEY_ID.source}`);
-    if (keys.some((k) => k.id === id)) throw new ConfigError('AUTH_HMAC_SECRETS', `duplicate key id ${JSON.stringify(id)}`);
+    if (!KEY_ID.test(id)) refuse(i, `is read as id:secret, and its key id (before the first ":") does not match ${KEY_ID.source}`);
+    const previous = keys.findIndex((k) => k.id === id);
+    if (previous !== -1) refuse(i, `has the same key id as entry ${previous + 1}`);
     const bytes = Buffer.from(secret, 'utf8');
     if (bytes.length < MIN_HMAC_SECRET_BYTES) {
-      throw new ConfigError('AUTH_HMAC_SECRETS', `secret for key id ${JSON.stringify(id)} is shorter than ${MIN_HMAC_SECRET_BYTES} bytes`);
+      refuse(
+        i,
+        single
+          ? `is shorter than ${MIN_HMAC_SECRET_BYTES} bytes`
+          : `has a secret (after the first ":") shorter than ${MIN_HMAC_SECRET_BYTES} bytes`,
+      );
     }
     keys.push({ id, secret: bytes });
   });
@@ -200,10 +239,22 @@ export interface HmacRequest {
 const SIGNATURE = /^sha256=([0-9a-fA-F]{64})$/;
 const TIMESTAMP = /^\d{1,12}$/;
 
+/** A verified request: the secret that matched and the claim on its signature. */
+export interface VerifiedHmac {
+  /** Id of the secret that matched. */
+  readonly keyId: string;
+  /** Release it when the request is not processed (see {@link releaseSignatureOnFailure}), so the sender may retry as is. */
+  readonly hold: ReplayHold;
+}
+
 /**
  * Verifies a signed request (scheme in the module documentation) and remembers its signature.
  *
- * @returns the id of the secret that matched.
+ * The signature is remembered BEFORE the request is processed, so a concurrent replay is refused
+ * while the first use is in flight; the caller gives it back with `hold.release()` when it answers
+ * 5xx ({@link releaseSignatureOnFailure}).
+ *
+ * @returns the id of the secret that matched and the hold on the signature.
  * @throws AuthenticationError for a missing/malformed header, a timestamp outside the window,
  *   an unknown key id, a signature that matches no secret, or a replayed signature.
  */
@@ -212,7 +263,7 @@ export async function verifyHmac(
   cfg: HmacAuthConfig,
   guard: ReplayGuard,
   now: number = Date.now(),
-): Promise<{ keyId: string }> {
+): Promise<VerifiedHmac> {
   const tsHeader = input.headers(HMAC_TIMESTAMP_HEADER)?.trim();
   const sigHeader = input.headers(HMAC_SIGNATURE_HEADER)?.trim();
   const keyIdHeader = input.headers(HMAC_KEY_ID_HEADER)?.trim();
@@ -246,7 +297,49 @@ export async function verifyHmac(
   }
   if (!matched) throw new AuthenticationError('request signature does not match');
 
-  const first = await guard.checkAndRemember(presented.toString('hex'), (tsSec + windowSec) * 1000);
-  if (!first) throw new AuthenticationError('request signature was already used (replay)');
-  return { keyId: matched.id };
+  // The timestamp is accepted up to and including (ts + window) s; the entry must outlive that
+  // instant (an entry is free once expiresAt <= now), hence one second more. Expiry is judged at
+  // `now`, the instant the timestamp was judged at, however long the guard's store takes.
+  const hold = await guard.checkAndRemember(presented.toString('hex'), (tsSec + windowSec + 1) * 1000, now);
+  if (!hold) throw new AuthenticationError('request signature was already used (replay)');
+  return { keyId: matched.id, hold };
+}
+
+/**
+ * Runs `handle`, the processing of a request that {@link verifyHmac} accepted, and gives its
+ * signature back when the request is answered 5xx (status >= 500) or `handle` throws: the request
+ * was then not (fully) processed and the sender's identical retry must be accepted (processing is
+ * idempotent). An answer below 500 keeps the signature, so replaying that request stays refused.
+ *
+ * The release completes before the answer is returned, so a prompt retry cannot race it. A failed
+ * release never replaces the request's own answer or error: it is logged as a warning
+ * (`hmac.replay.release_failed`) and the signature stays taken until it ages out of the window.
+ *
+ * @param signed what {@link verifyHmac} returned, or `undefined` when HMAC is not configured (then `handle` just runs).
+ * @param log where a failed release is reported (the runtime's logger).
+ */
+export async function releaseSignatureOnFailure<T extends { readonly status: number }>(
+  signed: VerifiedHmac | undefined,
+  log: Pick<Logger, 'warn'>,
+  handle: () => Promise<T>,
+): Promise<T> {
+  let answer: T;
+  try {
+    answer = await handle();
+  } catch (err) {
+    await releaseQuietly(signed, log, 'error');
+    throw err;
+  }
+  if (answer.status >= 500) await releaseQuietly(signed, log, `status ${answer.status}`);
+  return answer;
+}
+
+async function releaseQuietly(signed: VerifiedHmac | undefined, log: Pick<Logger, 'warn'>, reason: string): Promise<void> {
+  if (!signed) return;
+  try {
+    await signed.hold.release();
+  } catch (err) {
+    // The signature is never logged: the key id and why it was being released are enough to trace it.
+    log.warn('hmac.replay.release_failed', { keyId: signed.keyId, reason, err });
+  }
 }

@@ -6,7 +6,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import type { Store } from '../store/port';
-import type { ReplayGuard } from './hmac';
+import type { ReplayGuard, ReplayHold } from './hmac';
 
 /** Pseudo-tenant under which signature leases are kept (its own partition in Cosmos). */
 export const REPLAY_TENANT = '_hmac-replay';
@@ -20,11 +20,14 @@ export class StoreReplayGuard implements ReplayGuard {
   ) {}
 
   /** See {@link ReplayGuard.checkAndRemember}. */
-  async checkAndRemember(signature: string, expiresAtMs: number): Promise<boolean> {
+  async checkAndRemember(signature: string, expiresAtMs: number, nowMs: number = this.clock()): Promise<ReplayHold | false> {
     const id = `sig-${createHash('sha256').update(signature).digest('hex').slice(0, 40)}`;
-    // A fresh owner per call: a replay is "someone else" holding an unexpired lease.
-    const lease = { tenantId: REPLAY_TENANT, caseId: id, owner: randomUUID(), expiresAt: new Date(expiresAtMs).toISOString() };
-    const r = await this.store.acquireLease(lease, new Date(this.clock()).toISOString());
-    return r.acquired;
+    // A fresh owner per call: a replay is "someone else" holding an unexpired lease, and a
+    // release deletes the lease only while this call's owner still holds it.
+    const owner = randomUUID();
+    const lease = { tenantId: REPLAY_TENANT, caseId: id, owner, expiresAt: new Date(expiresAtMs).toISOString() };
+    const r = await this.store.acquireLease(lease, new Date(nowMs).toISOString());
+    if (!r.acquired) return false;
+    return { release: () => this.store.releaseLease(REPLAY_TENANT, id, owner) };
   }
 }

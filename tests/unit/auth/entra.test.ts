@@ -1,4 +1,6 @@
 import { createHmac, constants as cryptoConstants, generateKeyPairSync, type JsonWebKey, type KeyObject, sign } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { type EntraAuthConfig, entraConfigFromEnv, verifyBearer } from '../../../shared/auth/entra';
 import { AuthenticationError, ConfigError } from '../../../shared/errors';
 
@@ -214,8 +216,44 @@ describe('entraConfigFromEnv', () => {
     throw new Error('expected a ConfigError');
   };
 
-  it('is disabled when AUTH_ENTRA_AUDIENCE is unset', () => {
-    expect(entraConfigFromEnv({ AUTH_ENTRA_ISSUERS: ISS_V1 })).toBeUndefined();
+  it('is disabled when every AUTH_ENTRA_* setting is unset or blank, as local.settings.sample.json ships them', () => {
+    const sample = JSON.parse(readFileSync(join(__dirname, '../../../local.settings.sample.json'), 'utf8')) as {
+      Values: Record<string, string>;
+    };
+    const shipped = Object.fromEntries(Object.entries(sample.Values).filter(([k]) => k.startsWith('AUTH_ENTRA_')));
+
+    expect(shipped).toHaveProperty('AUTH_ENTRA_AUDIENCE', '');
+    expect(entraConfigFromEnv({})).toBeUndefined();
+    expect(entraConfigFromEnv(shipped)).toBeUndefined();
+    expect(entraConfigFromEnv({ AUTH_ENTRA_AUDIENCE: '  ', AUTH_ENTRA_ISSUERS: ' ', AUTH_ENTRA_JWKS: '' })).toBeUndefined();
+  });
+
+  it.each([
+    ['unset', undefined],
+    ['empty', ''],
+    ['blank', '   '],
+  ])('refuses the other settings with an audience that is %s, naming AUTH_ENTRA_AUDIENCE and what is set', (_what, audience) => {
+    for (const [name, value] of [
+      ['AUTH_ENTRA_ISSUERS', ISS_V1],
+      ['AUTH_ENTRA_JWKS', jwks],
+      ['AUTH_ENTRA_JWKS_FILE', '/etc/triage/jwks.json'],
+      ['AUTH_ENTRA_ALLOWED_APPIDS', RELAY_APPID],
+      ['AUTH_ENTRA_REQUIRED_ROLES', 'Incidents.Submit'],
+    ] as const) {
+      const err = configError(() => entraConfigFromEnv({ AUTH_ENTRA_AUDIENCE: audience, [name]: value }));
+
+      expect(err.setting).toBe('AUTH_ENTRA_AUDIENCE');
+      expect(err.message).toContain(`required when ${name} is set`);
+    }
+    const all = configError(() => entraConfigFromEnv({ ...base, AUTH_ENTRA_AUDIENCE: audience }));
+    expect(all.message).toContain('required when AUTH_ENTRA_ISSUERS, AUTH_ENTRA_JWKS are set');
+  });
+
+  it('refuses an audience that lists only commas and blanks, alone or with the other settings', () => {
+    for (const audience of [' , ', ',', ' ,, , ']) {
+      expect(configError(() => entraConfigFromEnv({ ...base, AUTH_ENTRA_AUDIENCE: audience })).setting).toBe('AUTH_ENTRA_AUDIENCE');
+      expect(configError(() => entraConfigFromEnv({ AUTH_ENTRA_AUDIENCE: audience })).message).toMatch(/lists no audience/);
+    }
   });
 
   it('reads lists, keys and defaults, and the result verifies real tokens', () => {

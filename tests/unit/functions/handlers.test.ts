@@ -7,9 +7,10 @@ import { alertWebhook } from '../../../functions/alertWebhook';
 import { getCase } from '../../../functions/getCase';
 import { health } from '../../../functions/health';
 import { incidentWebhook } from '../../../functions/incidentWebhook';
-import { hmacHeaders } from '../../../shared/auth/hmac';
+import { hmacHeaders, type ReplayGuard } from '../../../shared/auth/hmac';
+import { ConfigError, StoreUnavailableError } from '../../../shared/errors';
 import { createLogger } from '../../../shared/log';
-import { setRuntime } from '../../../shared/runtime';
+import { getRuntime, type Runtime, setRuntime } from '../../../shared/runtime';
 import { SAMPLES } from '../../helpers/cli';
 import { testRuntime } from '../../helpers/runtime';
 
@@ -154,6 +155,88 @@ describe('alertWebhook', () => {
     expect(replay.status).toBe(401);
     expect(tampered.status).toBe(401);
     expect(unsigned.status).toBe(401);
+  });
+});
+
+describe('alertWebhook retried by a sender after a 5xx (HMAC configured)', () => {
+  const secret = 'a-very-long-shared-secret-of-at-least-32-bytes!!';
+  const body = sample('generic-alert.json');
+
+  /** Makes the store's `method` fail transiently until the returned function is called (the pipeline's own retries fail too). */
+  function outage(rt: Runtime, method: 'putCase' | 'park'): () => void {
+    const real = rt.store[method];
+    const fail = async (): Promise<never> => {
+      throw new StoreUnavailableError(`simulated ${method} throttling`);
+    };
+    Object.assign(rt.store, { [method]: fail });
+    return () => void Object.assign(rt.store, { [method]: real });
+  }
+
+  it('accepts the identical retry of a request answered 503, and still refuses a replay of the retry that succeeded', async () => {
+    const rt = await testRuntime({ AUTH_HMAC_SECRETS: `k1:${secret}` });
+    const headers = hmacHeaders({ id: 'k1', secret }, body);
+    const restore = outage(rt, 'putCase');
+
+    const failed = await alertWebhook(post('alerts', body, headers), ctx());
+    restore();
+    const retry = await alertWebhook(post('alerts', body, headers), ctx());
+    const replay = await alertWebhook(post('alerts', body, headers), ctx());
+
+    expect(failed.status).toBe(503);
+    expect(retry.status).toBe(200);
+    expect(retry.jsonBody).toMatchObject({ counts: { triaged: 1, failed: 0 } });
+    expect(replay.status).toBe(401);
+    expect(JSON.stringify(replay.jsonBody)).toContain('replay');
+  });
+
+  it('accepts the identical retry of a request answered 500 because parking failed too, so the alert is not lost', async () => {
+    const rt = await testRuntime({ AUTH_HMAC_SECRETS: `k1:${secret}` });
+    const headers = hmacHeaders({ id: 'k1', secret }, body);
+    const restorePut = outage(rt, 'putCase');
+    const restorePark = outage(rt, 'park');
+
+    const failed = await alertWebhook(post('alerts', body, headers), ctx());
+    restorePut();
+    restorePark();
+    const retry = await alertWebhook(post('alerts', body, headers), ctx());
+
+    expect(failed.status).toBe(500);
+    expect(retry.status).toBe(200);
+    expect(await rt.store.listParked({})).toEqual([]);
+  });
+
+  it('keeps the 503 and logs hmac.replay.release_failed when the signature cannot be given back', async () => {
+    const logs = await runtimeRecordingLogs({ AUTH_HMAC_SECRETS: `k1:${secret}` });
+    const rt = await getRuntime();
+    const guard: ReplayGuard = {
+      checkAndRemember: async (signature, expiresAtMs, nowMs) => {
+        const hold = await rt.auth.replayGuard.checkAndRemember(signature, expiresAtMs, nowMs);
+        return hold && { release: () => Promise.reject(new StoreUnavailableError('store down')) };
+      },
+    };
+    setRuntime({ ...rt, auth: { ...rt.auth, replayGuard: guard } });
+    outage(rt, 'putCase');
+
+    const res = await alertWebhook(post('alerts', body, hmacHeaders({ id: 'k1', secret }, body)), ctx());
+
+    expect(res.status).toBe(503);
+    expect(logs.filter((l) => l.event === 'hmac.replay.release_failed')).toEqual([
+      expect.objectContaining({
+        level: 'warn',
+        keyId: 'k1',
+        reason: 'status 503',
+        err: expect.objectContaining({ message: 'store down' }),
+      }),
+    ]);
+  });
+});
+
+describe('Entra settings without an audience', () => {
+  it('refuse to start the runtime rather than leave /api/incidents without a bearer check', async () => {
+    const started = testRuntime({ AUTH_ENTRA_AUDIENCE: ' , ', AUTH_ENTRA_ISSUERS: 'https://sts.windows.net/tenant-1/' });
+
+    await expect(started).rejects.toBeInstanceOf(ConfigError);
+    await expect(started).rejects.toMatchObject({ setting: 'AUTH_ENTRA_AUDIENCE' });
   });
 });
 
