@@ -105,6 +105,7 @@ import { AmbiguousCaseError, ConcurrencyConflictError, ConfigError, StoreUnavail
 import { type Logger, silentLogger } from '../log';
 import type { KillChainPhase, Severity } from '../model/domain';
 import { canonicalInstant } from '../model/instant';
+import { BoundedMap } from './boundedMap';
 import { compactCaseDocument, expandCaseDocument, type StoredCaseDocument } from './caseDoc';
 import type {
   CaseRecord,
@@ -524,9 +525,13 @@ function outboxDoc(n: NotificationRecord, payloadId: string, ttlField: { ttl?: n
 /** The Cosmos DB Store. Create it with openCosmosStore. */
 export class CosmosStore implements Store {
   /** etag-keyed knowledge of stored cases (from getCase / putCase), so a revision write needs no extra read. */
-  private readonly known = new Map<string, Known>();
-  /** etags of leases this process holds, so release is one conditional delete. */
-  private readonly leaseEtags = new Map<string, string>();
+  private readonly known = new BoundedMap<string, Known>(KNOWN_MAX);
+  /**
+   * etags of leases this process holds, so release is one conditional delete. Bounded: the replay
+   * guard takes a lease per signed request and releases only failed ones, so unbounded this grew
+   * with every request; a forgotten etag only costs release a read.
+   */
+  private readonly leaseEtags = new BoundedMap<string, string>(KNOWN_MAX);
   /** Payload texts written or read by this process (immutable, so never stale). */
   private readonly payloads = new PayloadCache();
 
@@ -549,13 +554,7 @@ export class CosmosStore implements Store {
   }
 
   private remember(tenantId: string, caseId: string, known: Known): void {
-    const k = `${tenantId}\u0000${caseId}`;
-    this.known.delete(k);
-    if (this.known.size >= KNOWN_MAX) {
-      const oldest = this.known.keys().next().value;
-      if (oldest !== undefined) this.known.delete(oldest);
-    }
-    this.known.set(k, known);
+    this.known.set(`${tenantId}\u0000${caseId}`, known);
   }
 
   /** @inheritdoc */
