@@ -212,15 +212,22 @@ function expand(body: unknown, kind: BodyKind): Work[] {
 
 const TENANT_RE = /^[\w.-]{1,128}$/;
 
-/** Best-effort tenant of a rejected item (for parking per tenant); undefined when not recognisable. */
+/**
+ * Best-effort tenant of a rejected item (for parking per tenant); undefined when not recognisable.
+ * Looks at the item and, for an envelope, its first record: two levels, never deeper, because a
+ * rejected item may be nested thousands deep (recursing on it overflowed the stack, and the throw
+ * made the Event Hub host retry the batch forever).
+ */
 function guessTenant(raw: unknown): string | undefined {
-  if (!isObj(raw)) return undefined;
-  for (const k of ['TenantId', 'workspaceId', 'tenantId']) {
-    const v = raw[k];
-    if (typeof v === 'string' && TENANT_RE.test(v)) return canonicalId(v);
+  let item = raw;
+  for (let level = 0; level < 2 && isObj(item); level++) {
+    for (const k of ['TenantId', 'workspaceId', 'tenantId']) {
+      const v = item[k];
+      if (typeof v === 'string' && TENANT_RE.test(v)) return canonicalId(v);
+    }
+    const records = item.records;
+    item = Array.isArray(records) ? records[0] : undefined;
   }
-  const records = raw.records;
-  if (Array.isArray(records) && records.length > 0) return guessTenant(records[0]);
   return undefined;
 }
 

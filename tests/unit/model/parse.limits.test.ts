@@ -28,3 +28,18 @@ describe('item limits per delivery and per event', () => {
     expect(out[0]?.path).toBe('$');
   });
 });
+
+describe('an item nested deeper than the stack', () => {
+  it('is refused with its path instead of throwing, so an Event Hub batch is never retried forever for it', () => {
+    const depth = 12_000;
+    const deep = JSON.parse(`${'{"records":['.repeat(depth)}${']}'.repeat(depth)}`) as unknown;
+    const good = { records: [row] };
+
+    const out = parseBody([deep, good], 'eventhub-batch', RECEIVED);
+
+    expect(out.map((o) => [o.path, o.status])).toEqual([
+      ['$[0].records[0]', 'rejected'],
+      ['$[1].records[0]', 'rejected'], // the bad TimeGenerated of `row`: read, not thrown
+    ]);
+  });
+});
