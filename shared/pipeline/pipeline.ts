@@ -42,7 +42,7 @@ import { toSentinelSeverity } from '../severity/sentinel';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
 import { withRetry } from '../store/retry';
 import type { Brain, Classification, CorrelationPlan } from './brain';
-import { parkId, rawAt } from './park';
+import { fitParkedBody, parkId, rawAt } from './park';
 
 /** What became of one item of a delivery. */
 export const ITEM_STATUSES = ['triaged', 'revised', 'duplicate', 'stale', 'rejected', 'ignored', 'failed'] as const;
@@ -260,9 +260,8 @@ export class Pipeline {
   private async park(p: { path: string; error: unknown; raw: unknown; source: string; tenantId?: string }): Promise<ItemOutcome> {
     const info = errorInfo(p.error);
     // Never throws for the item's content: a value nested thousands deep, or an event's bytes, is still kept as text.
-    let body = stringifyJson(p.raw ?? null);
-    // Only a body already refused for its size can exceed this: everything else is kept whole for replay.
-    if (body.length > this.maxBodyBytes) body = `${body.slice(0, this.maxBodyBytes)}…[truncated ${body.length - this.maxBodyBytes} chars]`;
+    // Kept whole for replay unless, as stored, it would not fit a store item (see fitParkedBody).
+    const body = fitParkedBody(stringifyJson(p.raw ?? null));
     const item: ParkedItem = {
       id: parkId(p.source, p.path, body),
       ...(p.tenantId ? { tenantId: p.tenantId } : {}),
