@@ -73,9 +73,19 @@ const contactSchema = z
     message: 'a contact needs at least one channel (teams, email or pagerduty)',
   });
 
+/**
+ * Contacts one severity may notify: each gets up to three outbox entries (Teams, e-mail, PagerDuty),
+ * and a case's entries are written in one atomic store write with it (Cosmos: one transactional
+ * batch of at most 100 operations), so the matrix must fit one.
+ */
+export const MAX_CONTACTS_PER_SEVERITY = 20;
+
 const notifyRuleSchema = z
   .object({
-    first: z.array(z.string()).default([]),
+    first: z
+      .array(z.string())
+      .max(MAX_CONTACTS_PER_SEVERITY, { error: `at most ${MAX_CONTACTS_PER_SEVERITY} contacts per severity` })
+      .default([]),
     escalateAfter: isoDuration(MAX_ESCALATE_AFTER).optional(),
     escalateTo: z.array(z.string()).default([]),
     secondReport: z.enum(['business', 'always']).optional(),

@@ -759,6 +759,15 @@ export class CosmosStore implements Store {
     }
     for (const doc of outboxDocs.values())
       ops.push({ role: 'outbox', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: doc }) });
+    // The case, its payloads and its outbox entries must commit together: outbox entries spilled into
+    // a later batch were listed by the case yet lost if that batch failed, and never written again.
+    // The policy bounds the notify matrix so this holds; refusing here keeps it true whatever the caller.
+    if (ops.length > BATCH_MAX) {
+      throw new ConfigError(
+        'notify',
+        `case ${caseId}: ${outboxDocs.size} outbox entries and ${payloadIds.size} payloads do not fit one transactional batch with the case (${BATCH_MAX} operations)`,
+      );
+    }
     for (const id of previous.sightingIds) {
       if (!sightingDocs.has(id)) ops.push({ role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id }) });
     }

@@ -148,6 +148,16 @@ describe('Cosmos store', () => {
     expect(found.sightings).toHaveLength(150);
   });
 
+  it('refuses, before writing anything, a case whose outbox entries would not fit the batch that commits the case', async () => {
+    const outbox = Array.from({ length: 120 }, (_, i) => notification('t', 'case-1', `contact-${i}`));
+
+    const put = store.putCase(caseRecord('t', 'case-1'), [], undefined, outbox);
+
+    await expect(put).rejects.toBeInstanceOf(ConfigError);
+    expect(proxy.counts().batch ?? 0).toBe(0);
+    await expect(store.getCase('t', 'case-1')).resolves.toBeUndefined();
+  });
+
   it('waits as long as a 429 asks (x-ms-retry-after-ms) and then succeeds', async () => {
     await store.putCase(caseRecord('t', 'case-1'), [], undefined);
     proxy.reset();

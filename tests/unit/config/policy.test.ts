@@ -183,6 +183,17 @@ describe('tenant policy: contacts and reserved keys', () => {
     expect(issues).toEqual([{ path: '$.contacts[1].name (line 4)', reason: 'duplicate contact name "On-call" (also $.contacts[0])' }]);
   });
 
+  it('refuses a notify matrix naming more contacts per severity than one atomic write holds', () => {
+    const names = Array.from({ length: 21 }, (_, i) => `c${i}`);
+    const contacts = names.map((n) => `  - { name: ${n}, email: ${n}@x.example, teams: "https://x.example/${n}", pagerduty: k${n} }`);
+    const text = `tenant: { id: t9, name: T9 }\ncontacts:\n${contacts.join('\n')}\nnotify:\n  critical: { first: [${names.join(', ')}] }\n`;
+
+    const issues = issuesOf(text);
+
+    expect(issues).toEqual([{ path: expect.stringMatching(/^\$\.notify\.critical\.first/), reason: 'at most 20 contacts per severity' }]);
+    expect(issuesOf(text.replace(', c20]', ']').replace(/\n {2}- \{ name: c20,[^\n]*/, ''))).toEqual([]);
+  });
+
   it('refuses a __proto__ rule key instead of dropping it, and keeps other JavaScript-looking keys as rules', () => {
     const text =
       'tenant: { id: t5, name: T5 }\nrules:\n  __proto__: { playbook: brute-force, severity: critical }\n  constructor: { playbook: reputation }\n';
