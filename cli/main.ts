@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvocationContext } from '@azure/functions';
-import { loadPolicyFile } from '../shared/config/policy';
+import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } from '../shared/config/policy';
 import { PolicyError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
 import type { TriageResult } from '../shared/model/domain';
@@ -16,7 +16,7 @@ import { checkPolicy } from '../shared/triage/checkPolicy';
 import { documentsOf, type FileDocument } from './documents';
 import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
-import { startLocalHost } from './host/server';
+import { drainTimeoutFromEnv, startLocalHost } from './host/server';
 import { createProgress } from './progress';
 import { republishParked, send } from './send';
 
@@ -79,12 +79,13 @@ async function serve(args: string[], log: Logger): Promise<number> {
     options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7071' } },
   });
   const port = intOption('port', values.port, 0, 65_535);
+  const drainTimeoutMs = drainTimeoutFromEnv(process.env); // before the runtime opens: a bad value fails fast
   const rt = await createRuntime(process.env, { log });
   await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
   installFunctionsCore();
   require('../functions/index');
-  const host = await startLocalHost({ host: values.host, port, log, bodyLimit: rt.settings.maxBodyBytes });
+  const host = await startLocalHost({ host: values.host, port, log, bodyLimit: rt.settings.maxBodyBytes, drainTimeoutMs });
   log.info('serve.listening', { url: host.url });
   err(`sentinel-triage listening on ${host.url}  (POST /api/incidents, POST /api/alerts, GET /api/cases/{id}, GET /api/health)`);
   await new Promise<void>((resolve) => {
@@ -279,17 +280,45 @@ async function policy(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   let bad = 0;
-  for (const file of args.slice(1)) {
+  const report = (file: string, e: unknown): void => {
+    bad++;
+    if (e instanceof PolicyError) for (const i of e.issues) err(`${file}: ${i.path}: ${i.reason}`);
+    else err(`${file}: ${(e as Error).message}`);
+  };
+  // Valid files are only reported ok once checked against each other, as the registry will.
+  const valid: { policy: TenantPolicy; file: string }[] = [];
+  const seen = new Set<string>(); // a file named twice (`dir dir/a.yaml`) is one file, not its own duplicate
+  for (const arg of args.slice(1)) {
+    let files: string[];
     try {
-      const p = loadPolicyFile(file);
-      const issues = checkPolicy(p);
-      if (issues.length > 0) throw new PolicyError(file, issues);
-      out(`ok ${file}: tenant ${p.tenant.id} (${p.tenant.name}), ${Object.keys(p.rules).length} rules, ${p.contacts.length} contacts`);
+      files = policyFilesAt(arg);
     } catch (e) {
-      bad++;
-      if (e instanceof PolicyError) for (const i of e.issues) err(`${file}: ${i.path}: ${i.reason}`);
-      else err(`${file}: ${(e as Error).message}`);
+      report(arg, e);
+      continue;
     }
+    if (files.length === 0) {
+      bad++;
+      err(`${arg}: no policy files (*.yaml, *.yml)`);
+    }
+    for (const file of files) {
+      if (seen.has(file)) continue;
+      seen.add(file);
+      try {
+        const p = loadPolicyFile(file);
+        const issues = checkPolicy(p);
+        if (issues.length > 0) throw new PolicyError(file, issues);
+        valid.push({ policy: p, file });
+      } catch (e) {
+        report(file, e);
+      }
+    }
+  }
+  const duplicates = duplicateTenants(valid);
+  for (const d of duplicates) report(d.file, d);
+  const refused = new Set(duplicates.map((d) => d.file));
+  for (const { policy: p, file } of valid) {
+    if (refused.has(file)) continue;
+    out(`ok ${file}: tenant ${p.tenant.id} (${p.tenant.name}), ${Object.keys(p.rules).length} rules, ${p.contacts.length} contacts`);
   }
   return bad > 0 ? EXIT.rejected : EXIT.ok;
 }
