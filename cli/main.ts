@@ -30,7 +30,7 @@ commands:
   parked [list] [--tenant ID] [--all] [--limit 1000]
                                                list parked (rejected or failed) items from the configured store
   parked replay [--eventhub NAMESPACE/HUB]     re-run parked items through the pipeline (or re-publish them to a hub)
-  policy check FILE...                         validate tenant policy files; every error with its path
+  policy check FILE|DIR...                     validate tenant policy files (and across them: duplicate tenants); every error with its path
   send FILE... --eventhub NAMESPACE/HUB        publish SecurityAlert records to an Event Hub in the export envelope shape
   stream FILE... [--batch 100]                 feed Event Hub events (an array of envelopes, or NDJSON) to the registered
                                                alertStream function in batches, as the trigger would, on the configured store
@@ -276,7 +276,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
 
 async function policy(args: string[]): Promise<number> {
   if (args[0] !== 'check' || args.length < 2) {
-    err('usage: triage policy check FILE...');
+    err('usage: triage policy check FILE|DIR...');
     return EXIT.usage;
   }
   let bad = 0;
