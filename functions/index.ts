@@ -4,3 +4,4 @@ import './alertWebhook';
 import './alertStream';
 import './getCase';
 import './health';
+import './outboxDrain';

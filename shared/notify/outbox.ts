@@ -1,37 +1,122 @@
 /**
- * Outbox delivery. The outbox (the store's notification records) is the source
- * of truth: a record is created at most once per key. Delivery is
- * at-least-once per record; channels make it effectively once (a JSON-lines
- * file here; PagerDuty `dedup_key`, Teams/Graph message ids in their own issue).
+ * Outbox delivery. The outbox (the store's notification records) is the source of truth: a record
+ * is created at most once per key, and only the holder of its claim sends it. A claim excludes every
+ * other delivery attempt, in this process too (one owner per `deliver` call), and a record seen before
+ * its claim was taken is read again and sent only while the store still says `queued`. A `sent` mark the
+ * store refuses is kept in memory, written by the next delivery or drain of the process, and its record
+ * is not sent again meanwhile. So a record is sent once, except when the process dies between a send and
+ * its `sent` mark: it is then sent again once its claim expires. The JSON-lines channel drops that repeat
+ * itself (it remembers
+ * the keys it has written, and reads the file's recent lines when a process first writes to it); other
+ * channels get the key for their own de-duplication (PagerDuty `dedup_key`, Teams/Graph message ids in
+ * their own issue).
+ *
+ * A failed send stays `queued` and is due again after an exponential backoff counted from `createdAt`
+ * (`nextAttemptAt`); after `maxAttempts` it becomes `failed`. What is due is sent by `drain`, which runs
+ * every minute (the `outboxDrain` timer function; `startDrainLoop` in `triage serve`).
  */
 import { createHash, randomUUID } from 'node:crypto';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, TriageError } from '../errors';
 import type { Logger } from '../log';
 import type { NotificationRecord, Store } from '../store/port';
+import { withRetry } from '../store/retry';
 
 /** Delivers one outbox record to its channel. Throws on failure. */
 export interface ChannelSender {
   send(n: NotificationRecord): Promise<void>;
 }
 
+/** How much of an existing file the JSON-lines channel reads for the keys already in it. */
+const TAIL_BYTES = 16 * 1024 * 1024;
+/** How many written keys the JSON-lines channel remembers per file (≈ 40 bytes each). */
+const REMEMBERED_KEYS = 100_000;
+
+/** What one process knows of one JSON-lines file: shared by every channel on it, so two channels on one file dedupe together. */
+interface FileMemory {
+  /** Digests of the keys in the file's recent lines and of those written since, oldest first. */
+  readonly keys: Set<string>;
+  /** The file did not end with a newline (a write torn by a crash): the next line starts a new one first. */
+  torn: boolean;
+}
+
+const memories = new Map<string, FileMemory>();
+
+function keyDigest(key: string): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 22);
+}
+
+/** The keys of the last `TAIL_BYTES` of the file (lines that are not JSON objects with a string `key` are skipped). */
+function readMemory(file: string): FileMemory {
+  const memory: FileMemory = { keys: new Set(), torn: false };
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch {
+    return memory; // no file yet: nothing written
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const from = Math.max(0, size - TAIL_BYTES);
+    const buf = Buffer.alloc(size - from);
+    readSync(fd, buf, 0, buf.length, from);
+    memory.torn = buf.length > 0 && buf[buf.length - 1] !== 0x0a;
+    const lines = buf.toString('utf8').split('\n');
+    // Read from the middle of the file: the first line is a fragment.
+    if (from > 0) lines.shift();
+    for (const line of lines) {
+      const key = keyOfLine(line);
+      if (key !== undefined) remember(memory, key);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return memory;
+}
+
+function keyOfLine(line: string): string | undefined {
+  if (line.trim() === '') return undefined;
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return undefined; // a line torn by a crash, or not ours
+  }
+  return typeof v === 'object' && v !== null && 'key' in v && typeof v.key === 'string' ? v.key : undefined;
+}
+
+function remember(memory: FileMemory, key: string): void {
+  memory.keys.add(keyDigest(key));
+  if (memory.keys.size > REMEMBERED_KEYS) {
+    const oldest = memory.keys.values().next();
+    if (!oldest.done) memory.keys.delete(oldest.value);
+  }
+}
+
 /**
  * The embedded default channel: appends one JSON line per notification to a
  * file (`OUTBOX_FILE`, default `./data/outbox.jsonl`) so an operator can `tail -f` it.
+ * A key already in the file is not written again: a record re-sent after a lost `sent` mark (a crash,
+ * a store failure) would otherwise appear twice. It knows the keys of the file's last 16 MiB when the
+ * process first writes to it, and the last 100,000 it wrote since; a repeat comes minutes after the
+ * original (once its claim expires), well inside both. Writers in other processes are not seen.
  */
 export class FileChannel implements ChannelSender {
-  private folderReady = false;
-
   /** Creates the channel; the parent folder is created on first send. */
   constructor(private readonly file: string) {}
 
-  /** Appends the record as one JSON line. */
+  /** Appends the record as one JSON line, unless its key is already in the file. */
   async send(n: NotificationRecord): Promise<void> {
-    if (!this.folderReady) {
-      mkdirSync(dirname(this.file), { recursive: true });
-      this.folderReady = true;
+    const path = resolve(this.file);
+    let memory = memories.get(path);
+    if (!memory) {
+      mkdirSync(dirname(path), { recursive: true });
+      memory = readMemory(path);
+      memories.set(path, memory);
     }
+    if (memory.keys.has(keyDigest(n.key))) return;
     const line = JSON.stringify({
       key: n.key,
       tenantId: n.tenantId,
@@ -42,7 +127,9 @@ export class FileChannel implements ChannelSender {
       at: new Date().toISOString(),
       message: n.payload,
     });
-    appendFileSync(this.file, `${line}\n`);
+    appendFileSync(path, `${memory.torn ? '\n' : ''}${line}\n`);
+    memory.torn = false;
+    remember(memory, n.key);
   }
 }
 
@@ -54,14 +141,95 @@ export function claimId(key: string): string {
   return `outbox-${createHash('sha256').update(key).digest('hex').slice(0, 40)}`;
 }
 
+/** When failed sends are tried again, and when to give up. */
+export interface OutboxRetryPolicy {
+  /** Wait after the first attempt before the second; doubled for each further one. */
+  readonly baseMs: number;
+  /** Upper bound of one wait between two attempts. */
+  readonly maxGapMs: number;
+  /** Attempts after which an entry that still fails is abandoned (`failed`). */
+  readonly maxAttempts: number;
+}
+
+/**
+ * The default: 30 s, 1 min, 2 min, … between attempts (at most 1 h), abandoned after 8 attempts, about
+ * 64 minutes after the entry was queued: a channel down longer than that needs an operator anyway.
+ */
+export const OUTBOX_RETRY: OutboxRetryPolicy = { baseMs: 30_000, maxGapMs: 3_600_000, maxAttempts: 8 };
+
+/**
+ * When an entry that has had `attempts` attempts is due again (epoch ms): `createdAt` plus the waits
+ * after each attempt, `baseMs·2^k` capped at `maxGapMs` (uncapped: `createdAt + baseMs·(2^attempts − 1)`).
+ * Counted from `createdAt` because the outbox keeps no time of the last attempt. Pure.
+ */
+export function nextAttemptAt(n: Pick<NotificationRecord, 'createdAt' | 'attempts'>, policy: OutboxRetryPolicy = OUTBOX_RETRY): number {
+  let wait = 0;
+  for (let k = 0; k < n.attempts; k++) {
+    const gap = policy.baseMs * 2 ** k;
+    if (gap >= policy.maxGapMs) {
+      wait += (n.attempts - k) * policy.maxGapMs;
+      break;
+    }
+    wait += gap;
+  }
+  return Date.parse(n.createdAt) + wait;
+}
+
+/** Whether an entry may be attempted at `now`. An unreadable `createdAt` counts as due, so it is never stranded. Pure. */
+export function isDue(n: Pick<NotificationRecord, 'createdAt' | 'attempts'>, now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY): boolean {
+  return !(now.getTime() < nextAttemptAt(n, policy));
+}
+
+/** Options of one delivery. */
+export interface DeliverOptions {
+  /**
+   * Records whose view is current: the caller committed them in this very delivery, so no other
+   * attempt can have sent them yet (`true`: all of them; a set: those keys). They are sent without
+   * another read. Every other record is read again once claimed, and sent only while still `queued`.
+   */
+  readonly fresh?: boolean | ReadonlySet<string>;
+  /** Send only the records that are due (`isDue`) by the read after the claim (drains). */
+  readonly onlyDue?: boolean;
+}
+
+/** Attempts at recording a send that succeeded before it is given up as unrecorded. */
+const MARK_ATTEMPTS = 3;
+
+/** Dispatcher settings beyond its ports. */
+export interface DispatcherOptions {
+  /** Retry and abandonment of failed sends (default OUTBOX_RETRY). */
+  readonly retry?: OutboxRetryPolicy;
+  /** Waits between attempts at recording a send (default: setTimeout); injected by tests. */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+/** Drain batch bound: one drain sends at most this many entries (the next run takes the rest). */
+const DRAIN_LIMIT = 500;
+
+/** A send whose `sent` mark the store refused, to be written when it answers again. */
+interface UnrecordedSend {
+  readonly tenantId: string;
+  readonly caseId: string;
+  readonly key: string;
+  readonly sentAt: string;
+  readonly attempts: number;
+}
+
+/** Per store, this process's sends whose mark is still to be written: shared by every dispatcher on the store (pipeline, drain). */
+const unrecordedByStore = new WeakMap<Store, Map<string, UnrecordedSend>>();
+/** Bound of that memory: beyond it the oldest are forgotten (their records may then be sent again after their claims expire). */
+const UNRECORDED_MAX = 10_000;
+
 /**
  * Delivers queued outbox records through a sender and records the outcome.
- * Before sending, a worker claims the record (a lease with expiry, conditional create):
- * two workers racing on the same case never both send, and a claim left by a crashed
- * worker is taken over once it expires.
+ * Before sending, a delivery claims the record (a lease with expiry, conditional create) under an owner
+ * of its own: two deliveries racing on the same record, in two processes or in one, never both send,
+ * and a claim left by a crashed worker is taken over once it expires.
  */
 export class OutboxDispatcher {
-  private readonly owner = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private readonly ownerBase = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  private calls = 0;
+  private readonly retry: OutboxRetryPolicy;
 
   /** Creates a dispatcher. */
   constructor(
@@ -69,74 +237,274 @@ export class OutboxDispatcher {
     private readonly sender: ChannelSender,
     private readonly log: Logger,
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+    private readonly options: DispatcherOptions = {},
+  ) {
+    this.retry = options.retry ?? OUTBOX_RETRY;
+  }
 
   /**
-   * Sends the given queued records: claim them all, then send each and record its outcome at
-   * once. Where the store groups writes (SQLite) the claims commit together, before any send.
-   * The outcomes are not grouped on purpose: a crash between a send and its record may repeat
-   * that one notification, never a whole batch of them.
+   * Sends the given queued records, each key once: claim them all, then send each and record its
+   * outcome at once. Where the store groups writes (SQLite) the claims commit together, before any
+   * send. The outcomes are not grouped on purpose: a crash between a send and its record may repeat
+   * that one notification, never a whole batch of them. Returns one record per key, as it now stands.
+   * A store error stops the delivery (it throws); the claims of the records not sent are given back.
    */
-  async deliver(records: readonly NotificationRecord[]): Promise<NotificationRecord[]> {
+  async deliver(records: readonly NotificationRecord[], options: DeliverOptions = {}): Promise<NotificationRecord[]> {
+    return (await this.deliverCounting(records, options)).out;
+  }
+
+  /** deliver, also saying how many records this call sent (not those shown `sent` because they were before). */
+  private async deliverCounting(
+    records: readonly NotificationRecord[],
+    options: DeliverOptions,
+  ): Promise<{ out: NotificationRecord[]; sent: number }> {
+    // One owner per call, not per process: an owner may take its own lease again, and the Functions
+    // host runs invocations of one process concurrently.
+    const owner = `${this.ownerBase}:${++this.calls}`;
     const now = this.clock();
     const expiresAt = new Date(now.getTime() + CLAIM_MS).toISOString();
+    const { fresh } = options;
+    const isFresh = (key: string): boolean => fresh === true || (typeof fresh === 'object' && fresh.has(key));
+    // The same alert twice in one batch hands over its entries twice. A view that is no longer
+    // `queued` wins: status never goes back to `queued`.
+    const unique = new Map<string, NotificationRecord>();
+    for (const n of records) {
+      const seen = unique.get(n.key);
+      if (!seen || (seen.status === 'queued' && n.status !== 'queued')) unique.set(n.key, n);
+    }
+    // Sent already, their mark refused: never sent again, whether or not the mark can be written now.
+    const unrecorded = new Map(this.unrecorded());
+    await this.recordUnrecorded();
     const claimAll = async (): Promise<Set<string>> => {
       const mine = new Set<string>();
-      for (const n of records) {
-        if (n.status !== 'queued') continue;
-        const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner: this.owner, expiresAt };
-        // Not acquired: another worker is sending it right now.
+      for (const n of unique.values()) {
+        if (n.status !== 'queued' || unrecorded.has(n.key)) continue;
+        const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner, expiresAt };
+        // Not acquired: another attempt is sending it right now.
         if ((await this.store.acquireLease(lease, now.toISOString())).acquired) mine.add(n.key);
       }
       return mine;
     };
     const claimed = this.store.unitOfWork ? await this.store.unitOfWork(claimAll) : await claimAll();
+    // Claims to give back if this stops before their record is settled.
+    const open = new Set(claimed);
     const out: NotificationRecord[] = [];
-    for (const n of records) {
-      if (!claimed.has(n.key)) {
-        out.push(n);
-        continue;
+    let sent = 0;
+    try {
+      const stored = await this.reread([...unique.values()].filter((n) => claimed.has(n.key) && !isFresh(n.key)));
+      for (const seen of unique.values()) {
+        if (!claimed.has(seen.key)) {
+          const u = unrecorded.get(seen.key);
+          out.push(u ? { ...seen, status: 'sent', sentAt: u.sentAt, attempts: u.attempts } : seen);
+          continue;
+        }
+        const n = isFresh(seen.key) ? seen : stored.get(seen.key);
+        if (n?.status !== 'queued') {
+          // Settled by another attempt since it was read (its claim is kept to expiry, as after a send
+          // of ours), or gone.
+          if (!n) await this.release(seen, owner);
+          open.delete(seen.key);
+          out.push(n ?? seen);
+          continue;
+        }
+        if (options.onlyDue && !isDue(n, now, this.retry)) {
+          // Failed again by another attempt since it was listed: wait for its next turn.
+          await this.release(n, owner);
+          open.delete(n.key);
+          out.push(n);
+          continue;
+        }
+        const done = await this.sendOne(n, owner);
+        if (done.status === 'sent') sent++;
+        out.push(done);
+        open.delete(n.key);
       }
-      const attempts = n.attempts + 1;
-      if (n.payload === '') {
-        // Nothing to say: the text is gone (Cosmos: its payload document expired before this entry
-        // was delivered). Sending an empty message and calling it sent would lose the notification
-        // silently; `failed` keeps it visible on the case and out of every later drain.
-        const lastError = 'payload missing: the notification text is no longer stored';
-        await this.store.markNotification(n.tenantId, n.key, { status: 'failed', attempts, lastError });
-        out.push({ ...n, status: 'failed', attempts, lastError });
-        this.log.error('notification.payload.missing', {
-          tenantId: n.tenantId,
-          caseId: n.caseId,
-          step: 'notify',
-          kind: n.kind,
-          channel: n.channel,
-        });
-        continue;
-      }
-      try {
-        await this.sender.send(n);
-        const sentAt = this.clock().toISOString();
-        await this.store.markNotification(n.tenantId, n.key, { status: 'sent', sentAt, attempts });
-        out.push({ ...n, status: 'sent', sentAt, attempts });
-        this.log.info('notification.sent', { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', kind: n.kind, channel: n.channel });
-      } catch (err) {
-        const lastError = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-        await this.store.markNotification(n.tenantId, n.key, { status: 'queued', attempts, lastError });
-        out.push({ ...n, attempts, lastError });
-        this.log.warn('notification.failed', { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel, err });
-        // Let the next attempt (any worker) retry now; after a success the claim is kept until it
-        // expires, so a worker holding a stale "queued" view cannot claim and send it again.
-        await this.store.releaseLease(n.tenantId, claimId(n.key), this.owner);
+    } finally {
+      for (const key of open) {
+        const n = unique.get(key);
+        if (n) await this.release(n, owner).catch((err: unknown) => this.log.warn('notification.claim.kept', claimContext(n, err)));
       }
     }
-    return out;
+    return { out, sent };
   }
 
-  /** Re-sends everything still queued (e.g. after a crash between commit and delivery). */
+  /**
+   * Sends what is due (a first attempt a crash or an outage interrupted, a retry after a failed send),
+   * at most 500 entries per call; returns how many were sent.
+   */
   async drain(filter: { tenantId?: string; caseId?: string } = {}): Promise<number> {
+    const now = this.clock();
     const queued = await this.store.listNotifications({ ...filter, status: 'queued' });
-    const done = await this.deliver(queued);
-    return done.filter((n) => n.status === 'sent').length;
+    const due = queued.filter((n) => isDue(n, now, this.retry)).slice(0, DRAIN_LIMIT);
+    if (due.length === 0) {
+      // Nothing to send, but a refused mark may be written now.
+      await this.recordUnrecorded();
+      return 0;
+    }
+    return (await this.deliverCounting(due, { onlyDue: true })).sent;
   }
+
+  /** This process's sends on this store whose `sent` mark is still to be written. */
+  private unrecorded(): Map<string, UnrecordedSend> {
+    let m = unrecordedByStore.get(this.store);
+    if (!m) {
+      m = new Map();
+      unrecordedByStore.set(this.store, m);
+    }
+    return m;
+  }
+
+  /** Writes the `sent` marks the store refused before, oldest first; stops at the first refusal (the store is still down). */
+  private async recordUnrecorded(): Promise<void> {
+    const pending = this.unrecorded();
+    for (const u of [...pending.values()]) {
+      try {
+        await this.store.markNotification(u.tenantId, u.key, { status: 'sent', sentAt: u.sentAt, attempts: u.attempts });
+      } catch {
+        return;
+      }
+      pending.delete(u.key);
+      this.log.info('notification.sent.recorded', { tenantId: u.tenantId, caseId: u.caseId, step: 'notify' });
+    }
+  }
+
+  /** The stored records of the cases of `records`, by key (one read per case). */
+  private async reread(records: readonly NotificationRecord[]): Promise<Map<string, NotificationRecord>> {
+    const cases = new Map<string, { tenantId: string; caseId: string }>();
+    for (const n of records) cases.set(`${n.tenantId}\n${n.caseId}`, { tenantId: n.tenantId, caseId: n.caseId });
+    const byKey = new Map<string, NotificationRecord>();
+    for (const c of cases.values()) for (const n of await this.store.listNotifications(c)) byKey.set(n.key, n);
+    return byKey;
+  }
+
+  /** Sends one claimed, queued record and records the outcome. Throws only when a failure cannot be recorded. */
+  private async sendOne(n: NotificationRecord, owner: string): Promise<NotificationRecord> {
+    const attempts = n.attempts + 1;
+    if (n.payload === '') {
+      // Nothing to say: the text is gone (Cosmos: its payload document expired before this entry
+      // was delivered). Sending an empty message and calling it sent would lose the notification
+      // silently; `failed` keeps it visible on the case and out of every later drain.
+      const lastError = 'payload missing: the notification text is no longer stored';
+      await this.store.markNotification(n.tenantId, n.key, { status: 'failed', attempts, lastError });
+      this.log.error('notification.payload.missing', {
+        tenantId: n.tenantId,
+        caseId: n.caseId,
+        step: 'notify',
+        kind: n.kind,
+        channel: n.channel,
+      });
+      return { ...n, status: 'failed', attempts, lastError };
+    }
+    try {
+      await this.sender.send(n);
+    } catch (err) {
+      return this.recordFailure(n, attempts, err, owner);
+    }
+    // Sent: from here on nothing may count it as a failed send (that would release the claim and send it again).
+    const sentAt = this.clock().toISOString();
+    if (await this.recordSent(n, sentAt, attempts)) {
+      this.log.info('notification.sent', { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', kind: n.kind, channel: n.channel });
+    }
+    return { ...n, status: 'sent', sentAt, attempts };
+  }
+
+  /**
+   * Records a send that succeeded, trying a few times. If the store still refuses, the claim is kept, the
+   * mark is remembered for the next delivery or drain of this process to write (the record is not sent
+   * again meanwhile), and the failure is logged at error level: if the process ends first, the record is
+   * sent again once its claim expires.
+   */
+  private async recordSent(n: NotificationRecord, sentAt: string, attempts: number): Promise<boolean> {
+    try {
+      await withRetry(() => this.store.markNotification(n.tenantId, n.key, { status: 'sent', sentAt, attempts }), {
+        attempts: MARK_ATTEMPTS,
+        baseMs: 100,
+        maxMs: 1_000,
+        isRetryable: () => true,
+        ...(this.options.sleep ? { sleep: this.options.sleep } : {}),
+      });
+      return true;
+    } catch (err) {
+      const pending = this.unrecorded();
+      pending.set(n.key, { tenantId: n.tenantId, caseId: n.caseId, key: n.key, sentAt, attempts });
+      const oldest = pending.keys().next();
+      if (pending.size > UNRECORDED_MAX && !oldest.done) pending.delete(oldest.value);
+      this.log.error('notification.sent.unrecorded', { ...claimContext(n, err), attempts });
+      return false;
+    }
+  }
+
+  /** Records a failed send: queued for a later attempt, or `failed` once out of attempts; then gives the claim back. */
+  private async recordFailure(n: NotificationRecord, attempts: number, err: unknown, owner: string): Promise<NotificationRecord> {
+    const lastError = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    const ctx = { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel };
+    let result: NotificationRecord;
+    if (attempts >= this.retry.maxAttempts) {
+      await this.store.markNotification(n.tenantId, n.key, { status: 'failed', attempts, lastError });
+      result = { ...n, status: 'failed', attempts, lastError };
+      this.log.error('notification.abandoned', { ...ctx, kind: n.kind, attempts });
+    } else {
+      await this.store.markNotification(n.tenantId, n.key, { status: 'queued', attempts, lastError });
+      result = { ...n, attempts, lastError };
+      this.log.warn('notification.failed', { ...ctx, attempts, err });
+    }
+    // The next attempt (any worker) may take it when due; after a success the claim is kept until it
+    // expires instead, so an attempt holding a stale "queued" view of a fresh record cannot send it again.
+    await this.release(n, owner);
+    return result;
+  }
+
+  private async release(n: NotificationRecord, owner: string): Promise<void> {
+    await this.store.releaseLease(n.tenantId, claimId(n.key), owner);
+  }
+}
+
+function claimContext(n: NotificationRecord, err: unknown): Record<string, unknown> & { tenantId: string; caseId: string } {
+  return { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', kind: n.kind, channel: n.channel, err };
+}
+
+/** A running drain loop. */
+export interface DrainLoop {
+  /** Stops the loop; resolves once a drain in progress has finished. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Drains the outbox every `everyMs` until stopped: in a long-running process (`triage serve`) what
+ * the `outboxDrain` timer function does in Azure. One drain at a time (the next is scheduled when the
+ * last has ended, so a slow channel never stacks drains); a failed drain is logged and the loop goes on.
+ * The timer does not keep the process alive.
+ */
+export function startDrainLoop(dispatcher: Pick<OutboxDispatcher, 'drain'>, log: Logger, everyMs: number): DrainLoop {
+  if (!Number.isFinite(everyMs) || everyMs < 1)
+    throw new ConfigError('outbox drain interval', `must be a positive number of ms, got ${everyMs}`);
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let running: Promise<void> = Promise.resolve();
+  const schedule = (): void => {
+    if (stopped) return;
+    timer = setTimeout(tick, everyMs);
+    timer.unref();
+  };
+  const tick = (): void => {
+    running = (async () => {
+      try {
+        const sent = await dispatcher.drain();
+        if (sent > 0) log.info('outbox.drained', { step: 'notify', sent });
+      } catch (err) {
+        // A store outage is expected now and then (warn); anything else is a bug worth an error line. Both retry next time.
+        if (err instanceof TriageError) log.warn('outbox.drain.failed', { step: 'notify', err });
+        else log.error('outbox.drain.failed', { step: 'notify', err });
+      }
+    })();
+    void running.then(schedule);
+  };
+  schedule();
+  return {
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await running;
+    },
+  };
 }

@@ -531,9 +531,19 @@ export class Pipeline {
   private async deliverPending(pending: readonly Pending[], items: ItemOutcome[]): Promise<void> {
     const { dispatcher } = this.deps;
     if (!dispatcher || pending.length === 0) return;
+    // Entries this delivery committed itself are current (sent without another read); a duplicate's
+    // were read before, and another delivery may have sent them since.
+    const fresh = new Set<string>();
+    for (const d of pending) {
+      const status = items[d.index]?.status;
+      if (status === 'triaged' || status === 'revised') for (const n of d.outbox) fresh.add(n.key);
+    }
     let sent: NotificationRecord[];
     try {
-      sent = await dispatcher.deliver(pending.flatMap((d) => d.outbox));
+      sent = await dispatcher.deliver(
+        pending.flatMap((d) => d.outbox),
+        { fresh },
+      );
     } catch (err) {
       this.deps.log.warn('notify.deferred', { step: 'notify', cases: pending.length, err });
       return;

@@ -12,7 +12,14 @@ describe('Function app registrations (recorded by the @azure/functions-core stan
   };
 
   it('registers exactly the implemented functions', () => {
-    expect(registered.map((f) => f.name).sort()).toEqual(['alertStream', 'alertWebhook', 'getCase', 'health', 'incidentWebhook']);
+    expect(registered.map((f) => f.name).sort()).toEqual([
+      'alertStream',
+      'alertWebhook',
+      'getCase',
+      'health',
+      'incidentWebhook',
+      'outboxDrain',
+    ]);
   });
 
   it.each([
