@@ -9,6 +9,7 @@ import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } fr
 import { PolicyError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
 import type { TriageResult } from '../shared/model/domain';
+import { startDrainLoop } from '../shared/notify/outbox';
 import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
 import { openSqliteStore } from '../shared/store/sqlite';
@@ -36,6 +37,9 @@ commands:
                                                alertStream function in batches, as the trigger would, on the configured store
 
 environment: see README "Configuration" (STORE, SQLITE_FILE, POLICY_DIR, INDICATOR_FILES, OUTBOX_FILE, LOG_LEVEL, …)`;
+
+/** How often `triage serve` drains the outbox: the schedule of the Function app's outboxDrain timer. */
+const OUTBOX_DRAIN_EVERY_MS = 60_000;
 
 /** Exit codes. */
 const EXIT = { ok: 0, rejected: 1, usage: 2, error: 3 } as const;
@@ -87,6 +91,9 @@ async function serve(args: string[], log: Logger): Promise<number> {
   require('../functions/index');
   const host = await startLocalHost({ host: values.host, port, log, bodyLimit: rt.settings.maxBodyBytes, drainTimeoutMs });
   log.info('serve.listening', { url: host.url });
+  // What the Function app's outboxDrain timer does in Azure: send the outbox entries that are due
+  // (a retry after a failed send, a first attempt a crash interrupted), every minute.
+  const drainLoop = rt.dispatcher ? startDrainLoop(rt.dispatcher, log, OUTBOX_DRAIN_EVERY_MS) : undefined;
   err(`sentinel-triage listening on ${host.url}  (POST /api/incidents, POST /api/alerts, GET /api/cases/{id}, GET /api/health)`);
   await new Promise<void>((resolve) => {
     const stop = (signal: string) => {
@@ -96,6 +103,7 @@ async function serve(args: string[], log: Logger): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.once('SIGINT', () => stop('SIGINT'));
   });
+  await drainLoop?.stop();
   await rt.close();
   log.info('serve.stopped');
   return EXIT.ok;

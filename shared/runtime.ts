@@ -29,6 +29,12 @@ export interface Runtime {
   readonly auth: { readonly entra?: EntraAuthConfig; readonly hmac?: HmacAuthConfig; readonly replayGuard: ReplayGuard };
   /** Product version (package.json). */
   readonly version: string;
+  /**
+   * Delivers outbox entries through the runtime's channel (absent when delivery is off: empty
+   * OUTBOX_FILE and no channel given). The pipeline sends through it right after each commit; the
+   * `outboxDrain` timer and `triage serve`'s drain loop send what is due later through the same one.
+   */
+  readonly dispatcher?: OutboxDispatcher;
   /** Closes the store. */
   close(): Promise<void>;
 }
@@ -68,7 +74,17 @@ export async function createRuntime(
     indicators: indicators.size,
   });
   const auth = { ...(entra ? { entra } : {}), ...(hmac ? { hmac } : {}), replayGuard: new StoreReplayGuard(store) };
-  return { settings, store, policies, pipeline, log, auth, version: VERSION, close: () => store.close() };
+  return {
+    settings,
+    store,
+    policies,
+    pipeline,
+    log,
+    auth,
+    version: VERSION,
+    ...(dispatcher ? { dispatcher } : {}),
+    close: () => store.close(),
+  };
 }
 
 const VERSION: string = (() => {

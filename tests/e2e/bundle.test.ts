@@ -33,7 +33,9 @@ interface ChildReport {
   registered: ChildRegistration[];
   sqliteResolvable: boolean;
   loadedPackages: string[];
-  health?: { status: number; jsonBody: { status: string; tenants: number } };
+  health?: { status: number; jsonBody: { status: string; version?: string } };
+  /** The child's log lines (JSON, on stderr). */
+  logs: Record<string, unknown>[];
 }
 
 /**
@@ -101,7 +103,11 @@ function loadInChild(entry: string, mode: 'load' | 'health', env: NodeJS.Process
     });
     child.once('error', reject);
     child.once('exit', (code) => {
-      if (code === 0) resolve(JSON.parse(stdout) as ChildReport);
+      const logs = stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      if (code === 0) resolve({ ...(JSON.parse(stdout) as Omit<ChildReport, 'logs'>), logs });
       else reject(new Error(`child exited ${code}: ${stderr}`));
     });
   });
@@ -134,14 +140,14 @@ describe('production bundle of the Function app (npm run bundle)', () => {
     expect(report.bundleBytes).toBeGreaterThan(0);
   });
 
-  it('registers the five functions with the same triggers and bindings as the unbundled source', async () => {
+  it('registers the six functions with the same triggers and bindings as the unbundled source', async () => {
     // Arrange: the source registrations, recorded by the jest stand-in when this file imported functions/index
     const fromSource = Object.fromEntries(registered.map((f) => [f.name, { bindings: f.bindings, retryOptions: f.retryOptions }]));
 
     // Act
     const child = await loadInChild(entry, 'load', {});
 
-    // Assert: exactly the five, with their trigger types, and bindings identical to the source's
+    // Assert: exactly the six, with their trigger types, and bindings identical to the source's
     const triggers = Object.fromEntries(
       child.registered.map((r) => [r.name, Object.values(r.bindings).find((b) => b.direction === 'in' && /trigger$/i.test(b.type))?.type]),
     );
@@ -151,6 +157,7 @@ describe('production bundle of the Function app (npm run bundle)', () => {
       getCase: 'httpTrigger',
       health: 'httpTrigger',
       incidentWebhook: 'httpTrigger',
+      outboxDrain: 'timerTrigger',
     });
     expect(child.registered.every((r) => r.handler === 'function')).toBe(true);
     for (const r of child.registered) {
@@ -165,7 +172,7 @@ describe('production bundle of the Function app (npm run bundle)', () => {
     // Assert: the premise holds (better-sqlite3 cannot be resolved from the app folder), registration still works,
     // and every dependency came from inside the bundle
     expect(child.sqliteResolvable).toBe(false);
-    expect(child.registered).toHaveLength(5);
+    expect(child.registered).toHaveLength(6);
     expect(child.loadedPackages).toEqual([]);
   });
 
@@ -188,11 +195,13 @@ describe('production bundle of the Function app (npm run bundle)', () => {
         COSMOS_KEY: server.key,
         COSMOS_CREATE_IF_MISSING: 'true',
         OUTBOX_FILE: '',
+        LOG_LEVEL: 'info',
       });
 
       // Assert: the bundled runtime started (policies/ from the app folder) and the bundled Cosmos adapter answered
       expect(child.health?.status).toBe(200);
-      expect(child.health?.jsonBody).toMatchObject({ status: 'ok', tenants: 1 });
+      expect(child.health?.jsonBody).toMatchObject({ status: 'ok' });
+      expect(child.logs.find((l) => l.event === 'runtime.ready')).toMatchObject({ store: 'cosmos', tenants: 1 });
       expect(child.loadedPackages).toEqual([]);
     });
   });
