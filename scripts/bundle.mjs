@@ -43,6 +43,7 @@ export const EXPECTED_FUNCTIONS = {
   getCase: 'httpTrigger',
   health: 'httpTrigger',
   incidentWebhook: 'httpTrigger',
+  outboxDrain: 'timerTrigger',
 };
 
 /** Goals from the issue. */

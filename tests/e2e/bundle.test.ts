@@ -165,6 +165,31 @@ describe('production bundle of the Function app (npm run bundle)', () => {
     }
   });
 
+  it('packages with a registration check (`npm run bundle`) that expects exactly the functions the source registers', () => {
+    // Arrange: what the source registers (recorded when this file imported functions/index)
+    const fromSource = Object.fromEntries(
+      registered.map((f) => [f.name, Object.values(f.bindings).find((b) => b.direction === 'in' && /trigger$/i.test(b.type))?.type]),
+    );
+
+    // Act: the list the packaging script refuses to ship without
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import(${JSON.stringify(SCRIPT)}).then((m) => process.stdout.write(JSON.stringify(m.EXPECTED_FUNCTIONS)))`,
+      ],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+      },
+    );
+
+    // Assert
+    expect(r.status).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual(fromSource);
+  });
+
   it('loads in Azure (STORE=cosmos) without better-sqlite3 installed and loads no npm package from disk', async () => {
     // Act
     const child = await loadInChild(entry, 'load', {});
