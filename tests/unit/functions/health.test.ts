@@ -1,31 +1,16 @@
 import { storeAnswers } from '../../../shared/http/health';
-import type { Store } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
+import { countingStore } from '../../helpers/countingStore';
 
 /** A real store whose reads are counted, and can be made to fail. */
-function countingStore(): { store: Store; reads: () => number; fail: (f: boolean) => void } {
-  const real = openSqliteStore({ file: ':memory:' });
-  let reads = 0;
-  let failing = false;
-  const store: Store = Object.assign(Object.create(real) as Store, {
-    getCase: async (t: string, c: string) => {
-      reads++;
-      if (failing) throw new Error('store down');
-      return real.getCase(t, c);
-    },
-  });
-  return {
-    store,
-    reads: () => reads,
-    fail: (f) => {
-      failing = f;
-    },
-  };
+function countingReads() {
+  const { store, calls: reads, fail } = countingStore(openSqliteStore({ file: ':memory:' }), 'getCase');
+  return { store, reads, fail };
 }
 
 describe('the anonymous health probe', () => {
   it('reads the store once per five seconds however often it is called', async () => {
-    const { store, reads } = countingStore();
+    const { store, reads } = countingReads();
 
     const answers = [];
     for (let i = 0; i < 50; i++) answers.push(await storeAnswers(store, 1_000 + i * 10));
@@ -37,7 +22,7 @@ describe('the anonymous health probe', () => {
   });
 
   it('reports a store that stops answering at the next probe', async () => {
-    const { store, fail } = countingStore();
+    const { store, fail } = countingReads();
     await storeAnswers(store, 0);
 
     fail(true);

@@ -14,6 +14,7 @@ import {
 import type { NotificationRecord, Store } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
 import { scratch } from '../../helpers/cli';
+import { countingStore } from '../../helpers/countingStore';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 
@@ -164,19 +165,7 @@ describe('a claim excludes every other delivery attempt, in this process too', (
     const real = openSqliteStore({ file: ':memory:' });
     const n = entry('soc', 'report');
     await real.enqueueNotification(n);
-    let reads = 0;
-    const store = new Proxy(real, {
-      get(target, prop) {
-        if (prop === 'listNotifications') {
-          return async (f: Parameters<Store['listNotifications']>[0]) => {
-            reads++;
-            return target.listNotifications(f);
-          };
-        }
-        const v: unknown = Reflect.get(target, prop, target);
-        return typeof v === 'function' ? v.bind(target) : v;
-      },
-    });
+    const { store, calls: reads } = countingStore(real, 'listNotifications');
     const sender = countingSender();
 
     // Act
@@ -184,7 +173,7 @@ describe('a claim excludes every other delivery attempt, in this process too', (
 
     // Assert
     expect(sender.sends).toEqual([n.key]);
-    expect(reads).toBe(0);
+    expect(reads()).toBe(0);
     await real.close();
   });
 });

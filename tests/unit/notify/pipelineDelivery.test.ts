@@ -4,27 +4,16 @@ import { PolicyRegistry } from '../../../shared/config/policy';
 import { silentLogger } from '../../../shared/log';
 import { OutboxDispatcher } from '../../../shared/notify/outbox';
 import { Pipeline } from '../../../shared/pipeline/pipeline';
-import type { NotificationRecord, Store } from '../../../shared/store/port';
+import type { NotificationRecord } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
 import { createBrain } from '../../../shared/triage/brain';
 import { ROOT, SAMPLES } from '../../helpers/cli';
+import { countingStore } from '../../helpers/countingStore';
 
 /** A pipeline on in-memory SQLite whose channel counts sends per key, yielding once per send so deliveries interleave. */
 function setup() {
   const real = openSqliteStore({ file: ':memory:' });
-  let outboxReads = 0;
-  const store = new Proxy(real, {
-    get(target, prop) {
-      if (prop === 'listNotifications') {
-        return async (f: Parameters<Store['listNotifications']>[0]) => {
-          outboxReads++;
-          return target.listNotifications(f);
-        };
-      }
-      const v: unknown = Reflect.get(target, prop, target);
-      return typeof v === 'function' ? v.bind(target) : v;
-    },
-  });
+  const { store, calls: outboxReads } = countingStore(real, 'listNotifications');
   const sends = new Map<string, number>();
   const sender = {
     send: async (n: NotificationRecord) => {
@@ -40,7 +29,7 @@ function setup() {
     dispatcher: new OutboxDispatcher(store, sender, silentLogger),
     backoffMs: 1,
   });
-  return { store, pipeline, sends, outboxReads: () => outboxReads };
+  return { store, pipeline, sends, outboxReads };
 }
 
 describe('delivery through the pipeline sends each outbox entry once', () => {
