@@ -3,6 +3,7 @@
  * file. First report medium; WHOIS and third-party reputation rule out false
  * positives.
  */
+import { ruleNameMatch } from './recognition';
 import { clean, renderFirstReport, subjectHost } from './report';
 import type { Playbook } from './types';
 
@@ -27,12 +28,22 @@ export const reputation: Playbook = {
   defaultScenario: 'c2-communication',
   nominalSeverity: 'medium',
   baseSeverity(ctx) {
-    // With a runbook entry (K3-1) the seed's level stands. Without one this playbook may have been
-    // chosen only because an entity is listed: keep the provider's higher judgement then, so that
-    // an indicator hit can never lower a case's severity.
+    // The seed's level (medium) stands when a runbook entry (K3-1) or the rule name ("TI map …")
+    // says this is a reputation hit. Only a case chosen because an entity is listed, and by
+    // nothing else (classification step 5: no rule entry, no name pattern, and this playbook has
+    // no ATT&CK ids), keeps the provider's higher judgement, so an indicator hit never lowers a case.
+    // The name check repeats step 2 for this playbook (the Classification carries no step): it is
+    // pure and runs only for the rare high/critical case without a rule entry.
     const p = ctx.case.providerSeverity;
-    if (ctx.classification.ruleCode === undefined && (p === 'high' || p === 'critical')) {
-      return { severity: p, detail: `reputation hit: medium per the runbook, but the provider rated it ${p} and no rule entry pins it` };
+    if (
+      (p === 'high' || p === 'critical') &&
+      ctx.classification.ruleCode === undefined &&
+      ruleNameMatch(reputation.recognition, ctx.case) === undefined
+    ) {
+      return {
+        severity: p,
+        detail: `reputation hit chosen by an indicator hit alone: medium per the runbook, but the provider rated it ${p} and no rule entry or rule name pins it`,
+      };
     }
     return { severity: 'medium', detail: 'reputation hit: medium per the runbook' };
   },

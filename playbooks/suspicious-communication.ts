@@ -15,7 +15,8 @@ export const suspiciousCommunication: Playbook = {
   recognition: {
     ruleNamePatterns: [
       /\bbeacon(ing)?\b/i,
-      /\b(c2|c&c|command[- ]and[- ]control)\b/i,
+      // Every spelling command execution's patterns leave to this one: and / & / - / slash.
+      /\b(c2|c&c|command(?:[\s-]+(?:and|&)[\s-]+|\s*[&/]\s*)control)\b/i,
       /\bsuspicious\s+(outbound\s+|network\s+)?(traffic|communication|connection)s?\b/i,
       /\bdns\s+tunnel/i,
       /\b(data\s+exfiltration|large\s+(upload|outbound))\b/i,

@@ -62,7 +62,7 @@ export async function createRuntime(
   const pipeline = new Pipeline({
     store,
     policies,
-    brain: createBrain({ indicators }),
+    brain: createBrain({ indicators, now: () => new Date() }), // same time source as the Pipeline (no clock given: new Date())
     log,
     maxBodyBytes: settings.maxBodyBytes,
     recheckAfterCommit: settings.correlationRecheck,

@@ -15,6 +15,7 @@
  * Playbook priority is `PLAYBOOK_IDS` order (most severe nominal base first).
  */
 import { findPlaybook, getPlaybook, PLAYBOOKS } from '../../playbooks';
+import { recognitionTexts, ruleNameMatch } from '../../playbooks/recognition';
 import { clean } from '../../playbooks/report';
 import type { Playbook } from '../../playbooks/types';
 import { normalizeTactic } from '../correlation/killchain';
@@ -60,16 +61,6 @@ function startsWithKey(name: string, key: string): boolean {
   return !isWordCode(key.charCodeAt(key.length - 1)) || !isWordCode(name.charCodeAt(key.length));
 }
 
-function texts(c: Case): string[] {
-  const out: string[] = [];
-  for (const a of c.alerts) {
-    for (const n of a.ruleNames) out.push(n);
-    out.push(a.name);
-  }
-  out.push(c.title);
-  return out;
-}
-
 function nominal(rule: RuleRef, c: Case): Severity {
   if (rule.entry.severity) return rule.entry.severity;
   const pb = findPlaybook(rule.entry.playbook);
@@ -103,7 +94,7 @@ function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: str
       if (rule && !seen.includes(rule.lower)) consider(rule, 'rule id');
     }
   }
-  const names = texts(c);
+  const names = recognitionTexts(c);
   for (let i = 0; i < names.length; i++) names[i] = nameForPrefix(names[i] ?? '');
   for (const rule of p.rulesByLength) {
     if (seen.includes(rule.lower)) continue;
@@ -118,12 +109,9 @@ function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: str
 }
 
 function byRuleName(c: Case): { pb: Playbook; text: string } | undefined {
-  const all = texts(c);
   for (const pb of RECOGNISERS) {
-    for (const re of pb.recognition.ruleNamePatterns) {
-      const text = all.find((t) => re.test(t));
-      if (text !== undefined) return { pb, text };
-    }
+    const text = ruleNameMatch(pb.recognition, c);
+    if (text !== undefined) return { pb, text };
   }
   return undefined;
 }

@@ -35,14 +35,27 @@ export interface CaseFacts {
   readonly entities: readonly EntityFacts[];
   readonly indicatorHits: readonly IndicatorHit[];
   /**
-   * Whether the host the activity ran on is a maintenance terminal. Rule (conservative,
-   * so a real attack is not downgraded): no host entity → some IP entity matches; one
-   * host entity → its name or some IP entity of the case matches; several host
-   * entities → every one matches by name.
+   * Whether the activity ran on a maintenance terminal (which lowers command execution from
+   * critical to medium). Conservative, so a real attack is never downgraded: every entity the
+   * activity may have run on must match `network.maintenanceHosts`. Those entities are the host
+   * entities when the case has any (each matched by its name, or by its address when it is
+   * named by one; the model ties no IP entity to a host, so an IP entity of the case never makes
+   * a host a maintenance terminal: it may be the peer, not the host); with no host entity, the
+   * IP entities (all of them must match); with neither, false.
    */
   readonly maintenanceTerminal: boolean;
-  /** Labels of the maintenance-terminal entities that matched. */
+  /**
+   * Labels of the entities the activity may have run on (`maintenanceTerminal`'s subjects: the
+   * hosts, else the IPs) that are maintenance terminals.
+   */
   readonly maintenanceMatches: readonly string[];
+  /**
+   * Labels of the entities the activity may have run on (the hosts, else the IPs) that are not
+   * maintenance terminals: what keeps `maintenanceTerminal` false, named in the reason.
+   */
+  readonly nonMaintenanceSubjects: readonly string[];
+  /** Whether `maintenanceMatches`/`nonMaintenanceSubjects` are IP entities (the case has no host entity). */
+  readonly subjectsAreIps: boolean;
   /** Labels of DMZ management devices among the entities. */
   readonly dmzManagementDevices: readonly string[];
   /** Command lines of process entities (raw, attacker-controlled). */
@@ -109,6 +122,13 @@ function hostMatches(e: Entity, list: NetworkMatcher): boolean {
   return false;
 }
 
+/** A host entity named by its address (`host:10.20.9.3`) is that address: it matches the list's IPs and CIDRs. */
+function hostAddressMatches(e: Entity, list: NetworkMatcher): boolean {
+  if (list.empty) return false;
+  const ip = parseIp(keyValue(e.key));
+  return ip !== undefined && list.matchesIp(ip);
+}
+
 /** Computes the facts of a case (uncached; see `factsOf`). */
 export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSet | undefined): CaseFacts {
   const entities: EntityFacts[] = [];
@@ -119,10 +139,7 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
   const hosts: EntityFacts[] = [];
   const ips: EntityFacts[] = [];
   const accounts: EntityFacts[] = [];
-  const maintenanceMatches: string[] = [];
   const dmzManagementDevices: string[] = [];
-  let maintenanceHosts = 0;
-  let maintenanceIps = 0;
   let scopedIps = 0;
   let hasExternalIp = false;
   for (const e of c.entities) {
@@ -139,7 +156,7 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
         dmzManagement = p.dmzManagementDevices.matchesIp(parsed);
       }
     } else if (e.kind === 'host') {
-      maintenance = hostMatches(e, p.maintenanceHosts);
+      maintenance = hostMatches(e, p.maintenanceHosts) || hostAddressMatches(e, p.maintenanceHosts);
       dmzManagement = hostMatches(e, p.dmzManagementDevices);
     } else if (e.kind === 'process') {
       const cl = commandLineOf(e);
@@ -151,14 +168,11 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
     if (scope) f.scope = scope;
     if (indicator) f.indicator = indicator;
     entities.push(f);
-    if (maintenance) maintenanceMatches.push(e.label);
     if (dmzManagement) dmzManagementDevices.push(e.label);
     if (e.kind === 'host') {
       hosts.push(f);
-      if (maintenance) maintenanceHosts++;
     } else if (e.kind === 'ip') {
       ips.push(f);
-      if (maintenance) maintenanceIps++;
       if (scope !== undefined) {
         scopedIps++;
         if (scope === 'external') hasExternalIp = true;
@@ -167,15 +181,18 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
       accounts.push(f);
     }
   }
-  let maintenanceTerminal: boolean;
-  if (hosts.length === 0) maintenanceTerminal = maintenanceIps > 0;
-  else if (hosts.length === 1) maintenanceTerminal = (hosts[0]?.maintenance ?? false) || maintenanceIps > 0;
-  else maintenanceTerminal = maintenanceHosts === hosts.length;
+  // Where the activity ran: the host entities; only without any, the IP entities (see CaseFacts).
+  const subjectsAreIps = hosts.length === 0;
+  const maintenanceMatches: string[] = [];
+  const nonMaintenanceSubjects: string[] = [];
+  for (const f of subjectsAreIps ? ips : hosts) (f.maintenance ? maintenanceMatches : nonMaintenanceSubjects).push(f.entity.label);
   return {
     entities,
     indicatorHits: hits,
-    maintenanceTerminal,
+    maintenanceTerminal: maintenanceMatches.length > 0 && nonMaintenanceSubjects.length === 0,
     maintenanceMatches,
+    nonMaintenanceSubjects,
+    subjectsAreIps,
     dmzManagementDevices,
     commandLines,
     hosts,

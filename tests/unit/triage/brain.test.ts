@@ -46,10 +46,11 @@ describe('seed rules through the brain', () => {
     expect(run.scored.firstReport).toContain('was this planned maintenance work');
   });
 
-  it('treats a host inside the maintenance CIDR (by its IP) as a maintenance terminal', () => {
+  it('keeps command execution on a non-maintenance host critical when its alert also carries an IP in the maintenance CIDR', () => {
+    // The model ties no IP entity to a host, so 10.20.9.3 may be a peer: it does not make ws-new-777 a maintenance terminal.
     const c = k23('k23-cidr', 'ws-new-777.corp.contoso.example', '10.20.9.3');
 
-    expect(triage(brain, new SimulatedStore(), c).scored.severity).toBe('medium');
+    expect(triage(brain, new SimulatedStore(), c).scored.severity).toBe('critical');
   });
 
   it('rates K4-1 brute force high, matching the rule by its name prefix', () => {

@@ -1,7 +1,7 @@
 import { createBrain } from '../../../shared/triage/brain';
 import { checkPolicy } from '../../../shared/triage/checkPolicy';
 import { indicatorSetOf } from '../../../shared/triage/indicators';
-import { contosoPolicy, domain, host, ip, makeCase, resolved } from '../../fixtures/brain/factory';
+import { contosoPolicy, domain, host, ip, makeCase, resolved, SimulatedStore, triage } from '../../fixtures/brain/factory';
 
 const brain = createBrain();
 const rp = resolved();
@@ -130,6 +130,58 @@ describe('classification', () => {
 
     expect(brain.classify(c, policy).scenario).toBe('confidential-data-exfiltration');
     expect(brain.classify(makeCase({ caseId: 'm', name: 'Beaconing' }), policy).scenario).toBe('c2-communication');
+  });
+});
+
+describe('command-and-control rule names', () => {
+  const c2Case = (caseId: string, name: string, extra: { tactics?: string[]; techniques?: string[] } = {}) =>
+    makeCase({ caseId, name, ...extra, entities: [host('ws-fin-023'), ip('203.0.113.9')] });
+
+  it('classifies "Suspicious command and control traffic" as suspicious communication, medium, not command execution', () => {
+    const c = c2Case('c2-susp-cmd', 'Suspicious command and control traffic');
+
+    const run = triage(brain, new SimulatedStore(), c);
+
+    expect(run.cls).toMatchObject({
+      playbook: 'suspicious-communication',
+      classifiedBy: 'rule name "Suspicious command and control traffic" (suspicious-communication)',
+    });
+    expect(run.scored.severity).toBe('medium');
+  });
+
+  it('classifies "Suspicious command and control traffic" with T1071 as suspicious communication, medium', () => {
+    const c = c2Case('c2-t1071', 'Suspicious command and control traffic', { tactics: ['CommandAndControl'], techniques: ['T1071'] });
+
+    const run = triage(brain, new SimulatedStore(), c);
+
+    expect(run.cls.playbook).toBe('suspicious-communication');
+    expect(run.scored.severity).toBe('medium');
+  });
+
+  it('classifies "Connection to known malicious command-and-control server" as a reputation hit, medium', () => {
+    const c = c2Case('rep-mal-cmd', 'Connection to known malicious command-and-control server');
+
+    const run = triage(brain, new SimulatedStore(), c);
+
+    expect(run.cls).toMatchObject({
+      playbook: 'reputation',
+      classifiedBy: 'rule name "Connection to known malicious command-and-control server" (reputation)',
+    });
+    expect(run.scored.severity).toBe('medium');
+  });
+
+  it.each([
+    ['Suspicious Command & Control beacon', 'suspicious-communication'],
+    ['Malicious command/control channel to rare host', 'suspicious-communication'],
+    ['Attack command and control server contacted', 'suspicious-communication'],
+    ['Outbound command-and-control channel', 'suspicious-communication'],
+    ['Suspicious command line with encoded payload', 'command-execution'],
+    ['Malicious command executed by Office macro', 'command-execution'],
+    ['Attack commands run on a server', 'command-execution'],
+  ])('reads "command" in "%s" as %s', (name, playbook) => {
+    const c = makeCase({ caseId: 'cc', name });
+
+    expect(brain.classify(c, rp).playbook).toBe(playbook);
   });
 });
 
