@@ -135,6 +135,12 @@ export class FileChannel implements ChannelSender {
 
 /** How long a sender may hold a record before another worker may take it over. */
 const CLAIM_MS = 120_000;
+/**
+ * Age after which a claim is renewed before its record is sent. A delivery claims all its records up front
+ * and sends them one after the other: behind slow sends, a later record's claim could expire mid-send and
+ * another worker take it over and send it too. Half the claim leaves a send and its mark the other half.
+ */
+const RENEW_AFTER_MS = CLAIM_MS / 2;
 
 /** Lease id of an outbox record: the key may hold characters Cosmos ids cannot. */
 export function claimId(key: string): string {
@@ -185,7 +191,8 @@ export interface DeliverOptions {
   /**
    * Records whose view is current: the caller committed them in this very delivery, so no other
    * attempt can have sent them yet (`true`: all of them; a set: those keys). They are sent without
-   * another read. Every other record is read again once claimed, and sent only while still `queued`.
+   * another read, unless their claim had to be renewed first (slow sends before them). Every other
+   * record is read again once claimed, and sent only while still `queued`.
    */
   readonly fresh?: boolean | ReadonlySet<string>;
   /** Send only the records that are due (`isDue`) by the read after the claim (drains). */
@@ -246,7 +253,9 @@ export class OutboxDispatcher {
    * Sends the given queued records, each key once: claim them all, then send each and record its
    * outcome at once. Where the store groups writes (SQLite) the claims commit together, before any
    * send. The outcomes are not grouped on purpose: a crash between a send and its record may repeat
-   * that one notification, never a whole batch of them. Returns one record per key, as it now stands.
+   * that one notification, never a whole batch of them. Behind slow sends, a claim older than half its
+   * life is renewed before its record is sent (and the record read again); a record another worker took
+   * over meanwhile is left to it, returned as seen. Returns one record per key, as it now stands.
    * A store error stops the delivery (it throws); the claims of the records not sent are given back.
    */
   async deliver(records: readonly NotificationRecord[], options: DeliverOptions = {}): Promise<NotificationRecord[]> {
@@ -298,7 +307,17 @@ export class OutboxDispatcher {
           out.push(u ? { ...seen, status: 'sent', sentAt: u.sentAt, attempts: u.attempts } : seen);
           continue;
         }
-        const n = isFresh(seen.key) ? seen : stored.get(seen.key);
+        const claim = await this.holdClaim(seen, owner, now);
+        if (claim === 'lost') {
+          // Taken over by another worker once our claim expired: it sends the record (or has); neither
+          // send nor mark it here, and leave its claim alone.
+          this.log.warn('notification.claim.lost', { tenantId: seen.tenantId, caseId: seen.caseId, step: 'notify', channel: seen.channel });
+          open.delete(seen.key);
+          out.push(seen);
+          continue;
+        }
+        // A renewed claim may have lapsed in between, and another worker sent the record meanwhile: read it again.
+        const n = claim === 'renewed' ? (await this.reread([seen])).get(seen.key) : isFresh(seen.key) ? seen : stored.get(seen.key);
         if (n?.status !== 'queued') {
           // Settled by another attempt since it was read (its claim is kept to expiry, as after a send
           // of ours), or gone.
@@ -342,6 +361,19 @@ export class OutboxDispatcher {
       return 0;
     }
     return (await this.deliverCounting(due, { onlyDue: true })).sent;
+  }
+
+  /**
+   * Makes sure this delivery still holds the claim on `n` (taken at `takenAt`) for long enough to send and
+   * record it. A claim younger than RENEW_AFTER_MS is `held` without asking the store (the common case); an
+   * older one is extended under the same owner (`renewed`: it may have expired in between, so the record's
+   * status must be read again), unless another owner holds it now (`lost`).
+   */
+  private async holdClaim(n: NotificationRecord, owner: string, takenAt: Date): Promise<'held' | 'renewed' | 'lost'> {
+    const at = this.clock();
+    if (at.getTime() - takenAt.getTime() <= RENEW_AFTER_MS) return 'held';
+    const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner, expiresAt: new Date(at.getTime() + CLAIM_MS).toISOString() };
+    return (await this.store.acquireLease(lease, at.toISOString())).acquired ? 'renewed' : 'lost';
   }
 
   /** This process's sends on this store whose `sent` mark is still to be written. */

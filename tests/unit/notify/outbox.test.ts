@@ -178,6 +178,115 @@ describe('a claim excludes every other delivery attempt, in this process too', (
   });
 });
 
+/**
+ * A channel whose sends each take `ms` of the injected clock; `midway` runs halfway through each send (what
+ * another worker does meanwhile). Sends are listed as `worker key`.
+ */
+function slowSender(clock: { now: number }, ms: number, sends: string[], midway: () => Promise<void> = noWait): ChannelSender {
+  return {
+    send: async (n) => {
+      clock.now += ms / 2;
+      await midway();
+      clock.now += ms / 2;
+      sends.push(`slow ${n.key}`);
+    },
+  };
+}
+
+/** Another worker's drain at the injected time, sending through its own (fast) channel. */
+function otherWorker(store: Store, clock: { now: number }, sends: string[]): OutboxDispatcher {
+  return new OutboxDispatcher(store, { send: async (n) => void sends.push(`other ${n.key}`) }, silentLogger, () => new Date(clock.now));
+}
+
+describe('a claim outlived by slow sends', () => {
+  it('does not send a record whose claim expired while earlier sends were slow and another worker took it over', async () => {
+    // Arrange: three fresh records, sends of 130 s each; during the second send (at +195 s) another worker
+    // drains, after the third record's claim (taken at 0, 120 s) has expired
+    const store = openSqliteStore({ file: ':memory:' });
+    const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report')];
+    for (const n of records) await store.enqueueNotification(n);
+    const clock = { now: T0 };
+    const sends: string[] = [];
+    const other = otherWorker(store, clock, sends);
+    let drains = 0;
+    const sender = slowSender(clock, 130_000, sends, async () => {
+      if (clock.now > T0 + 120_000 && drains++ === 0) await other.drain();
+    });
+
+    // Act
+    const out = await new OutboxDispatcher(store, sender, silentLogger, () => new Date(clock.now)).deliver(records, { fresh: true });
+
+    // Assert: each record sent once; the third by the worker that took it over
+    const [a, b, c] = records.map((n) => n.key);
+    expect(sends.sort()).toEqual([`other ${c}`, `slow ${a}`, `slow ${b}`]);
+    expect((await stored(store)).map((n) => [n.key, n.status, n.attempts])).toEqual([
+      [a, 'sent', 1],
+      [b, 'sent', 1],
+      [c, 'sent', 1],
+    ]);
+    expect(out.map((n) => n.status)).toEqual(['sent', 'sent', 'queued']);
+    await store.close();
+  });
+
+  it('renews its claim and sends when nobody took the record over, keeping other workers out during the send', async () => {
+    // Arrange: three fresh records, sends of 50 s each; during the third send (at +125 s, past the original
+    // claim's expiry) another worker drains
+    const store = openSqliteStore({ file: ':memory:' });
+    const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report')];
+    for (const n of records) await store.enqueueNotification(n);
+    const clock = { now: T0 };
+    const sends: string[] = [];
+    const other = otherWorker(store, clock, sends);
+    let drained = -1;
+    const sender = slowSender(clock, 50_000, sends, async () => {
+      if (clock.now > T0 + 120_000) drained = await other.drain();
+    });
+
+    // Act
+    const out = await new OutboxDispatcher(store, sender, silentLogger, () => new Date(clock.now)).deliver(records, { fresh: true });
+
+    // Assert
+    expect(drained).toBe(0);
+    expect(sends.sort()).toEqual(records.map((n) => `slow ${n.key}`));
+    expect(out.map((n) => n.status)).toEqual(['sent', 'sent', 'sent']);
+    expect((await stored(store)).map((n) => [n.status, n.attempts])).toEqual([
+      ['sent', 1],
+      ['sent', 1],
+      ['sent', 1],
+    ]);
+    await store.close();
+  });
+
+  it('reads a record again after renewing its claim, and does not send it when another worker sent it meanwhile', async () => {
+    // Arrange: four fresh records, sends of 100 s each; during the second send (at +150 s) another worker is
+    // handed the last record, whose claim expired at +120 s, and sends it; its own claim has expired (at
+    // +270 s) when this delivery reaches that record (at +300 s)
+    const store = openSqliteStore({ file: ':memory:' });
+    const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report'), entry('d-noc', 'report')];
+    for (const n of records) await store.enqueueNotification(n);
+    const clock = { now: T0 };
+    const sends: string[] = [];
+    const other = otherWorker(store, clock, sends);
+    const last = records[3] as NotificationRecord;
+    let handed = false;
+    const sender = slowSender(clock, 100_000, sends, async () => {
+      if (clock.now > T0 + 120_000 && !handed) {
+        handed = true;
+        await other.deliver([last]);
+      }
+    });
+
+    // Act
+    const out = await new OutboxDispatcher(store, sender, silentLogger, () => new Date(clock.now)).deliver(records, { fresh: true });
+
+    // Assert
+    const [a, b, c, d] = records.map((n) => n.key);
+    expect(sends.sort()).toEqual([`other ${d}`, `slow ${a}`, `slow ${b}`, `slow ${c}`]);
+    expect(out.map((n) => n.status)).toEqual(['sent', 'sent', 'sent', 'sent']);
+    await store.close();
+  });
+});
+
 describe('the retry policy', () => {
   const at = (attempts: number) => nextAttemptAt({ createdAt: '2026-11-27T00:00:00.000Z', attempts }) - T0;
 
