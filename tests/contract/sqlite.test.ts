@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../../shared/errors';
-import { MIGRATIONS, type Migration, migrate, openSqliteStore } from '../../shared/store/sqlite';
+import { MIGRATIONS, type Migration, migrate, openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
 import { caseRecord, notification, sighting } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
@@ -543,4 +544,163 @@ describe('SQLite leases', () => {
     await store.close();
     rmSync(dir, { recursive: true, force: true });
   });
+});
+
+describe('SQLite store when the database fails under it (disk full, file deleted, concurrent openers)', () => {
+  const at = '2024-05-01T10:00:00.000Z';
+  const window = { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z', limitPerKey: 50 };
+  const now = (): number => Date.parse('2024-05-02T00:00:00.000Z');
+  let dir: string;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'triage-sqlite-fail-'));
+  });
+
+  afterEach(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The store's own connection: SQLite limits and failures are set on it, as a full disk would hit it. */
+  const connectionOf = (store: SqliteStore): Database.Database => (store as unknown as { db: Database.Database }).db;
+
+  /** Makes the next writes that need a few more pages fail with SQLITE_FULL, which rolls the whole transaction back. */
+  const fillDisk = (store: SqliteStore): void => {
+    const db = connectionOf(store);
+    db.pragma(`max_page_count = ${(db.pragma('page_count', { simple: true }) as number) + 2}`);
+  };
+  const bigOutbox = [{ ...notification('t', 'too-big', 'soc@example.com'), payload: 'x'.repeat(256 * 1024) }];
+  const casesInFile = (file: string): string[] => {
+    const db = new Database(file, { readonly: true });
+    const ids = db.prepare('SELECT case_id FROM cases ORDER BY case_id').pluck().all() as string[];
+    db.close();
+    return ids;
+  };
+  const related = async (store: SqliteStore): Promise<string[]> =>
+    (await store.findRelated({ tenantId: 't', keys: ['host:h0', 'host:h1'], ...window })).sightings.map((s) => s.caseId).sort();
+
+  it('fails a whole unit of work, storing none of it, when SQLite rolled its transaction back after a write failed', async () => {
+    const file = join(dir, 'full.db');
+    const store = openSqliteStore({ file, now });
+    await store.putCase(caseRecord('t', 'before'), [sighting('t', 'before', 'host:h0', at)], undefined);
+    await store.warm();
+    fillDisk(store);
+
+    const unit = store.unitOfWork(async () => {
+      await store.putCase(caseRecord('t', 'first'), [sighting('t', 'first', 'host:h1', at)], undefined);
+      // A per-item failure the batch goes on after (as the pipeline does for one bad alert).
+      await store.putCase(caseRecord('t', 'too-big'), [], undefined, bigOutbox).catch(() => undefined);
+      await store.putCase(caseRecord('t', 'after'), [sighting('t', 'after', 'host:h1', at)], undefined);
+    });
+
+    await expect(unit).rejects.toBeInstanceOf(StoreUnavailableError);
+    expect(casesInFile(file)).toEqual(['before']);
+    const fresh = openSqliteStore({ file, now });
+    expect(await related(store)).toEqual(await related(fresh));
+    expect(await related(store)).toEqual(['before']);
+    await fresh.close();
+    await store.close();
+  });
+
+  it('fails every write of a group commit, storing none of them, when SQLite rolled the group back after a write failed', async () => {
+    const file = join(dir, 'full-group.db');
+    const store = openSqliteStore({ file, now });
+    await store.putCase(caseRecord('t', 'before'), [sighting('t', 'before', 'host:h0', at)], undefined);
+    await store.warm();
+    fillDisk(store);
+
+    const writes = [
+      store.putCase(caseRecord('t', 'first'), [sighting('t', 'first', 'host:h1', at)], undefined),
+      store.putCase(caseRecord('t', 'too-big'), [], undefined, bigOutbox),
+      store.putCase(caseRecord('t', 'after'), [sighting('t', 'after', 'host:h1', at)], undefined),
+    ];
+    const outcomes = await Promise.allSettled(writes);
+
+    for (const o of outcomes) expect(o.status === 'rejected' && o.reason instanceof StoreUnavailableError).toBe(true);
+    expect(casesInFile(file)).toEqual(['before']);
+    const fresh = openSqliteStore({ file, now });
+    expect(await related(store)).toEqual(await related(fresh));
+    await fresh.close();
+    await store.close();
+  });
+
+  it("sees another process's case whose log row reuses the seq of its own rolled-back row", async () => {
+    const file = join(dir, 'seq.db');
+    const a = openSqliteStore({ file, now });
+    const b = openSqliteStore({ file, now });
+    await b.putCase(caseRecord('t', 'b-old'), [sighting('t', 'b-old', 'host:h0', at)], undefined);
+    await a.warm();
+    await b.putCase(caseRecord('t', 'b-1'), [sighting('t', 'b-1', 'host:h1', at)], undefined);
+    // A's look-up inside its unit reads the unit's own, uncommitted log row; the unit then rolls back.
+    await expect(
+      a.unitOfWork(async () => {
+        await a.putCase(caseRecord('t', 'a-1'), [sighting('t', 'a-1', 'host:hA', at)], undefined);
+        await a.findRelated({ tenantId: 't', keys: ['host:h1'], ...window });
+        throw new Error('batch failed');
+      }),
+    ).rejects.toThrow('batch failed');
+
+    await b.putCase(caseRecord('t', 'b-2'), [sighting('t', 'b-2', 'host:h2', at)], undefined);
+
+    const seen = await a.findRelated({ tenantId: 't', keys: ['host:h2', 'host:hA'], ...window });
+    expect(seen.sightings.map((s) => s.caseId)).toEqual(['b-2']);
+    await a.close();
+    await b.close();
+  });
+
+  it('refuses a write (and the reads) once its database file was deleted, instead of storing it in the unlinked file', async () => {
+    const file = join(dir, 'deleted.db');
+    const store = openSqliteStore({ file });
+    await store.putCase(caseRecord('t', 'before'), [], undefined);
+    const reader = openSqliteStore({ file });
+
+    for (const suffix of ['', '-wal', '-shm']) rmSync(`${file}${suffix}`, { force: true });
+
+    await expect(store.putCase(caseRecord('t', 'lost'), [], undefined)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(store.getCase('t', 'before')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await expect(reader.getCase('t', 'before')).rejects.toBeInstanceOf(StoreUnavailableError);
+    await store.close();
+    await reader.close();
+  });
+
+  it('refuses a write once its database file was replaced by another file', async () => {
+    const file = join(dir, 'replaced.db');
+    const other = join(dir, 'other.db');
+    const store = openSqliteStore({ file });
+    await openSqliteStore({ file: other }).close();
+
+    renameSync(other, file);
+
+    await expect(store.putCase(caseRecord('t', 'lost'), [], undefined)).rejects.toBeInstanceOf(StoreUnavailableError);
+    await store.close();
+  });
+
+  it('lets several processes open (and migrate) one new database at the same moment', async () => {
+    const file = join(dir, 'race.db');
+    const go = join(dir, 'go');
+    const source = join(__dirname, '../../shared/store/sqlite.ts');
+    const opener = `
+      const fs = require('node:fs');
+      const { openSqliteStore } = require(${JSON.stringify(source)});
+      fs.writeFileSync(${JSON.stringify(dir)} + '/ready-' + process.pid, '');
+      while (!fs.existsSync(${JSON.stringify(go)})) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+      try { openSqliteStore({ file: ${JSON.stringify(file)} }).close(); process.stdout.write('opened'); }
+      catch (e) { process.stdout.write('failed: ' + e.message); }`;
+    const children = Array.from({ length: 4 }, () => spawn(process.execPath, ['--require', 'tsx/cjs', '-e', opener]));
+    const outputs = children.map(
+      (c) =>
+        new Promise<string>((done) => {
+          let out = '';
+          c.stdout.on('data', (d: Buffer) => {
+            out += d.toString();
+          });
+          c.on('close', () => done(out));
+        }),
+    );
+    // Every child is ready (modules loaded) before any opens: they all race for the new file.
+    while (readdirSync(dir).filter((f) => f.startsWith('ready-')).length < children.length) await new Promise((r) => setImmediate(r));
+
+    writeFileSync(go, '');
+
+    expect(await Promise.all(outputs)).toEqual(children.map(() => 'opened'));
+  }, 30_000);
 });
