@@ -82,6 +82,14 @@ function countingSender(fail: (n: NotificationRecord) => boolean = () => false):
   };
 }
 
+/** An in-memory store holding one queued first report, and a sender that counts its sends. */
+async function oneQueued() {
+  const store = openSqliteStore({ file: ':memory:' });
+  const n = entry('soc', 'report');
+  await store.enqueueNotification(n);
+  return { store, n, sender: countingSender() };
+}
+
 /** The real store, with markNotification failing while `fails(update)` says so. */
 function failingMarks(
   real: Store,
@@ -128,10 +136,7 @@ describe('a claim excludes every other delivery attempt, in this process too', (
 
   it('one delivery handed the same record twice sends it once', async () => {
     // Arrange
-    const store = openSqliteStore({ file: ':memory:' });
-    const n = entry('soc', 'report');
-    await store.enqueueNotification(n);
-    const sender = countingSender();
+    const { store, n, sender } = await oneQueued();
 
     // Act
     const out = await new OutboxDispatcher(store, sender, silentLogger).deliver([n, { ...n }], { fresh: true });
@@ -144,10 +149,7 @@ describe('a claim excludes every other delivery attempt, in this process too', (
 
   it('does not send a record seen as queued when the store says it was sent meanwhile (read again after the claim)', async () => {
     // Arrange: a "queued" view taken before another attempt sent the record; that attempt's claim has expired since
-    const store = openSqliteStore({ file: ':memory:' });
-    const view = entry('soc', 'report');
-    await store.enqueueNotification(view);
-    const sender = countingSender();
+    const { store, n: view, sender } = await oneQueued();
     await new OutboxDispatcher(store, sender, silentLogger, () => new Date(T0)).deliver([view], { fresh: true });
     const later = new OutboxDispatcher(store, sender, silentLogger, () => new Date(T0 + 10 * 60_000));
 
@@ -198,16 +200,21 @@ function otherWorker(store: Store, clock: { now: number }, sends: string[]): Out
   return new OutboxDispatcher(store, { send: async (n) => void sends.push(`other ${n.key}`) }, silentLogger, () => new Date(clock.now));
 }
 
+/** Three queued records on an in-memory store, a clock both workers read, and another worker sending through its own channel. */
+async function threeQueuedAndAnotherWorker() {
+  const store = openSqliteStore({ file: ':memory:' });
+  const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report')];
+  for (const n of records) await store.enqueueNotification(n);
+  const clock = { now: T0 };
+  const sends: string[] = [];
+  return { store, records, clock, sends, other: otherWorker(store, clock, sends) };
+}
+
 describe('a claim outlived by slow sends', () => {
   it('does not send a record whose claim expired while earlier sends were slow and another worker took it over', async () => {
     // Arrange: three fresh records, sends of 130 s each; during the second send (at +195 s) another worker
     // drains, after the third record's claim (taken at 0, 120 s) has expired
-    const store = openSqliteStore({ file: ':memory:' });
-    const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report')];
-    for (const n of records) await store.enqueueNotification(n);
-    const clock = { now: T0 };
-    const sends: string[] = [];
-    const other = otherWorker(store, clock, sends);
+    const { store, records, clock, sends, other } = await threeQueuedAndAnotherWorker();
     let drains = 0;
     const sender = slowSender(clock, 130_000, sends, async () => {
       if (clock.now > T0 + 120_000 && drains++ === 0) await other.drain();
@@ -231,12 +238,7 @@ describe('a claim outlived by slow sends', () => {
   it('renews its claim and sends when nobody took the record over, keeping other workers out during the send', async () => {
     // Arrange: three fresh records, sends of 50 s each; during the third send (at +125 s, past the original
     // claim's expiry) another worker drains
-    const store = openSqliteStore({ file: ':memory:' });
-    const records = [entry('a-soc', 'report'), entry('b-lead', 'report'), entry('c-ciso', 'report')];
-    for (const n of records) await store.enqueueNotification(n);
-    const clock = { now: T0 };
-    const sends: string[] = [];
-    const other = otherWorker(store, clock, sends);
+    const { store, records, clock, sends, other } = await threeQueuedAndAnotherWorker();
     let drained = -1;
     const sender = slowSender(clock, 50_000, sends, async () => {
       if (clock.now > T0 + 120_000) drained = await other.drain();
