@@ -2,7 +2,7 @@
  * Composition root: builds the pipeline and its ports from the environment,
  * once per process. Azure Functions and the local host (`triage serve`) share it.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EntraAuthConfig, entraConfigFromEnv } from './auth/entra';
 import { type HmacAuthConfig, hmacConfigFromEnv, type ReplayGuard } from './auth/hmac';
@@ -10,6 +10,7 @@ import { StoreReplayGuard } from './auth/storeReplayGuard';
 import { PolicyRegistry } from './config/policy';
 import { type Settings, settingsFromEnv } from './config/settings';
 import { loadIndicatorFiles } from './enrichment/indicators';
+import { ConfigError } from './errors';
 import { createLogger, type Logger } from './log';
 import { type ChannelSender, FileChannel, OutboxDispatcher } from './notify/outbox';
 import { Pipeline } from './pipeline/pipeline';
@@ -39,13 +40,32 @@ export interface Runtime {
   close(): Promise<void>;
 }
 
+/**
+ * App Service hands a Key Vault reference it could not resolve (no access, wrong name) to the app
+ * as its literal text, `@Microsoft.KeyVault(…)`. Taken as a value, that text would become, say, the
+ * HMAC secret, known to anyone who can read the app's configuration. Such a setting is refused.
+ */
+function refuseUnresolvedReferences(env: NodeJS.ProcessEnv): void {
+  for (const [name, value] of Object.entries(env)) {
+    if (value?.trimStart().startsWith('@Microsoft.KeyVault(')) {
+      throw new ConfigError(name, 'is an unresolved Key Vault reference (grant the app identity "Key Vault Secrets User" on the vault)');
+    }
+  }
+}
+
 /** Builds a runtime from an environment; invalid policy files or settings throw (fail fast). */
 export async function createRuntime(
   env: NodeJS.ProcessEnv = process.env,
   options?: { log?: Logger; store?: Store; channel?: ChannelSender },
 ): Promise<Runtime> {
   const log = options?.log ?? createLogger();
+  refuseUnresolvedReferences(env);
   const settings = settingsFromEnv(env);
+  // An explicit policy folder that is not there is a mistake (every tenant would silently get the
+  // defaults and the default contacts); the shipped default folder may be absent (then: a warning).
+  if (env.POLICY_DIR !== undefined && !existsSync(settings.policyDir)) {
+    throw new ConfigError('POLICY_DIR', `${settings.policyDir} does not exist`);
+  }
   const entra = entraConfigFromEnv(env);
   const hmac = hmacConfigFromEnv(env);
   const policies = PolicyRegistry.fromDirectory(settings.policyDir, { check: checkPolicy });
@@ -73,6 +93,9 @@ export async function createRuntime(
     tenants: policies.tenants().length,
     indicators: indicators.size,
   });
+  if (policies.tenants().length === 0) {
+    log.warn('runtime.no_policies', { policyDir: settings.policyDir, reason: 'every tenant is triaged with the documented defaults' });
+  }
   const auth = { ...(entra ? { entra } : {}), ...(hmac ? { hmac } : {}), replayGuard: new StoreReplayGuard(store) };
   return {
     settings,
