@@ -36,10 +36,11 @@ export const lateralMovement: Playbook = {
     return { severity: 'medium', detail: 'lateral movement: medium per the runbook' };
   },
   confirm(ctx) {
-    const source = ctx.facts.dmzManagementDevices[0] ?? subjectHost(ctx);
+    // The alert does not say which side started the connection, so the question names both without a direction.
+    const host = ctx.facts.dmzManagementDevices[0] ?? subjectHost(ctx);
     const ips = ipsWithScope(ctx);
     const q = [
-      `Is ${source ? clean(source, 120) : 'the source'} expected to connect to ${ips.length > 0 ? ips.join(', ') : 'these hosts'}?`,
+      `Is the connection between ${host ? clean(host, 120) : 'these hosts'} and ${ips.length > 0 ? ips.join(', ') : 'the other hosts'} expected?`,
     ];
     if (ctx.facts.dmzManagementDevices.length > 0) {
       q.push(`${clean(ctx.facts.dmzManagementDevices.join(', '), 200)} is a DMZ management device: is any administration of it under way?`);

@@ -52,8 +52,12 @@ export const unauthorizedAccess: Playbook = {
   },
 };
 
+/**
+ * The scopes of the alert's addresses, as the policy names them (`dmz` stays `dmz`: the runbook's
+ * K5-1 step is about traffic from the DMZ inwards, so calling a DMZ source "internal" misleads).
+ */
 function scopeWord(ctx: Parameters<Playbook['notes']>[0]): string {
   if (ctx.facts.ips.length === 0) return 'unknown (no IP in the alert)';
-  if (ctx.facts.internalOnly) return 'internal';
-  return ctx.facts.ips.every((i) => i.scope === 'external') ? 'external' : 'external and internal addresses';
+  const scopes = [...new Set(ctx.facts.ips.map((i) => i.scope ?? 'unclassified'))];
+  return scopes.length === 1 ? (scopes[0] as string) : `${scopes.join(' and ')} addresses`;
 }
