@@ -18,11 +18,13 @@ export function recognitionTexts(c: Case): string[] {
   return out;
 }
 
-/** The first of the case's recognition texts that one of the rule-name patterns matches, in pattern order. */
-export function ruleNameMatch(recognition: Recognition, c: Case): string | undefined {
-  const all = recognitionTexts(c);
+/**
+ * The first of `texts` (a case's `recognitionTexts`, built once by the caller: classification tries
+ * every playbook on them) that one of the rule-name patterns matches, in pattern order.
+ */
+export function ruleNameMatch(recognition: Recognition, texts: readonly string[]): string | undefined {
   for (const re of recognition.ruleNamePatterns) {
-    const text = all.find((t) => re.test(t));
+    const text = texts.find((t) => re.test(t));
     if (text !== undefined) return text;
   }
   return undefined;

@@ -3,7 +3,7 @@
  * file. First report medium; WHOIS and third-party reputation rule out false
  * positives.
  */
-import { ruleNameMatch } from './recognition';
+import { recognitionTexts, ruleNameMatch } from './recognition';
 import { clean, renderFirstReport, subjectHost } from './report';
 import type { Playbook } from './types';
 
@@ -38,7 +38,7 @@ export const reputation: Playbook = {
     if (
       (p === 'high' || p === 'critical') &&
       ctx.classification.ruleCode === undefined &&
-      ruleNameMatch(reputation.recognition, ctx.case) === undefined
+      ruleNameMatch(reputation.recognition, recognitionTexts(ctx.case)) === undefined
     ) {
       return {
         severity: p,

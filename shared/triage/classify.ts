@@ -109,8 +109,9 @@ function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: str
 }
 
 function byRuleName(c: Case): { pb: Playbook; text: string } | undefined {
+  const texts = recognitionTexts(c);
   for (const pb of RECOGNISERS) {
-    const text = ruleNameMatch(pb.recognition, c);
+    const text = ruleNameMatch(pb.recognition, texts);
     if (text !== undefined) return { pb, text };
   }
   return undefined;
