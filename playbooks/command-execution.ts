@@ -20,7 +20,7 @@ function notMaintenanceDetail(ctx: PlaybookContext): string {
   if (failed.length === 0) return 'command execution with no host or IP entity in the alert, so not shown to be on a maintenance terminal';
   const one = failed.length === 1;
   const what = one ? 'not a maintenance terminal' : 'not maintenance terminals';
-  if (!f.subjectsAreIps) {
+  if (f.hosts.length > 0) {
     const others =
       f.maintenanceMatches.length === 0
         ? ''

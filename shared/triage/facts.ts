@@ -54,8 +54,6 @@ export interface CaseFacts {
    * maintenance terminals: what keeps `maintenanceTerminal` false, named in the reason.
    */
   readonly nonMaintenanceSubjects: readonly string[];
-  /** Whether `maintenanceMatches`/`nonMaintenanceSubjects` are IP entities (the case has no host entity). */
-  readonly subjectsAreIps: boolean;
   /** Labels of DMZ management devices among the entities. */
   readonly dmzManagementDevices: readonly string[];
   /** Command lines of process entities (raw, attacker-controlled). */
@@ -182,17 +180,15 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
     }
   }
   // Where the activity ran: the host entities; only without any, the IP entities (see CaseFacts).
-  const subjectsAreIps = hosts.length === 0;
   const maintenanceMatches: string[] = [];
   const nonMaintenanceSubjects: string[] = [];
-  for (const f of subjectsAreIps ? ips : hosts) (f.maintenance ? maintenanceMatches : nonMaintenanceSubjects).push(f.entity.label);
+  for (const f of hosts.length === 0 ? ips : hosts) (f.maintenance ? maintenanceMatches : nonMaintenanceSubjects).push(f.entity.label);
   return {
     entities,
     indicatorHits: hits,
     maintenanceTerminal: maintenanceMatches.length > 0 && nonMaintenanceSubjects.length === 0,
     maintenanceMatches,
     nonMaintenanceSubjects,
-    subjectsAreIps,
     dmzManagementDevices,
     commandLines,
     hosts,

@@ -102,7 +102,6 @@ describe('command execution and maintenance terminals', () => {
       maintenanceTerminal: false,
       maintenanceMatches: ['ws-ops-001'],
       nonMaintenanceSubjects: ['ws-fin-023'],
-      subjectsAreIps: false,
     });
   });
 });
