@@ -15,7 +15,8 @@ export async function outboxDrain(_timer: unknown, context: InvocationContext): 
   if (!dispatcher) return;
   // A store outage throws: the run is reported failed, and the next one (a minute later) tries again.
   const sent = await dispatcher.drain();
-  rt.log.info('outbox.drain', { invocationId: context.invocationId, step: 'notify', sent });
+  // Quiet when there was nothing to send (every minute), as the local drain loop is.
+  if (sent > 0) rt.log.info('outbox.drained', { invocationId: context.invocationId, step: 'notify', sent });
 }
 
 app.timer('outboxDrain', { schedule: '0 */1 * * * *', runOnStartup: false, handler: outboxDrain });

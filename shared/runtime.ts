@@ -79,10 +79,12 @@ export async function createRuntime(
   // The embedded channel appends to OUTBOX_FILE; a caller may supply another sender (tests, other channels).
   const channel = options?.channel ?? (settings.outboxFile ? new FileChannel(settings.outboxFile) : undefined);
   const dispatcher = channel ? new OutboxDispatcher(store, channel, log) : undefined;
+  const clock = (): Date => new Date();
   const pipeline = new Pipeline({
     store,
     policies,
-    brain: createBrain({ indicators, now: () => new Date() }), // same time source as the Pipeline (no clock given: new Date())
+    brain: createBrain({ indicators, now: clock }),
+    clock, // one time source for the steps and the first report's deadline
     log,
     maxBodyBytes: settings.maxBodyBytes,
     recheckAfterCommit: settings.correlationRecheck,
