@@ -857,14 +857,11 @@ export class SqliteStore implements Store {
 
   /** @inheritdoc */
   async findCase(caseId: string): Promise<CaseRecord | undefined> {
-    const rows = await this.exec('findCase', () => this.stmt.findCase.all(caseId) as CaseRow[]);
-    if (rows.length > 1) throw new AmbiguousCaseError(caseId, (await this.caseTenants(caseId)).sort());
-    return rows[0] ? toCaseRecord(rows[0]) : undefined;
-  }
-
-  /** Every tenant holding a case with this id (an ambiguous findCase names them). */
-  private async caseTenants(caseId: string): Promise<string[]> {
-    return this.exec('findCase', () => this.stmt.caseTenants.all(caseId) as string[]);
+    // The tenants first (an index-only read): one reads that tenant's case, several are refused by name.
+    const tenants = await this.exec('findCase', () => this.stmt.caseTenants.all(caseId) as string[]);
+    if (tenants.length > 1) throw new AmbiguousCaseError(caseId, tenants.sort());
+    const tenant = tenants[0];
+    return tenant === undefined ? undefined : this.getCase(tenant, caseId);
   }
 
   /** @inheritdoc */
@@ -1130,10 +1127,6 @@ function prepareStatements(db: Database.Database) {
     getCase: db.prepare<[string, string]>(
       `SELECT c.tenant_id, c.case_id, c.revision, c.revision_key, c.fingerprint, c.state, c.detected_at, c.version, c.doc, p.body AS report
        FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? AND c.tenant_id = ?`,
-    ),
-    findCase: db.prepare<[string]>(
-      `SELECT c.tenant_id, c.case_id, c.revision, c.revision_key, c.fingerprint, c.state, c.detected_at, c.version, c.doc, p.body AS report
-       FROM cases c LEFT JOIN payloads p ON p.id = c.report_id WHERE c.case_id = ? ORDER BY c.tenant_id LIMIT 2`,
     ),
     caseTenants: db.prepare<[string]>('SELECT tenant_id FROM cases WHERE case_id = ?').pluck(),
     insertCase: db.prepare(
