@@ -2,7 +2,7 @@
  * Maps pipeline outcomes to HTTP answers, independent of the trigger library:
  * `functions/` (Azure Functions) and the local host both use it.
  */
-import { AmbiguousCaseError, AuthenticationError, ConfigError, PayloadTooLargeError } from '../errors';
+import { AmbiguousCaseError, AuthenticationError, ConfigError, PayloadTooLargeError, StoreUnavailableError } from '../errors';
 import type { IngestOutcome, ItemOutcome } from '../pipeline/pipeline';
 
 /** A trigger-independent HTTP answer. */
@@ -73,5 +73,14 @@ export function answerError(err: unknown): HttpAnswer {
   if (err instanceof AmbiguousCaseError)
     return { status: 409, body: { error: { name: err.name, message: err.message, tenantIds: [...err.tenantIds] } } };
   if (err instanceof ConfigError) return { status: 500, body: { error: { name: err.name, message: 'server misconfigured' } } };
+  // The store is down (a read-only or full disk, an outage) and even parking failed: nothing was kept,
+  // so the sender must retry, and 503 with Retry-After says so (a 500 reads as "do not bother").
+  if (err instanceof StoreUnavailableError) {
+    return {
+      status: 503,
+      body: { error: { name: err.name, message: 'store unavailable: retry later' } },
+      headers: { 'retry-after': '30' },
+    };
+  }
   return { status: 500, body: { error: { name: 'InternalError', message: 'internal error' } } };
 }

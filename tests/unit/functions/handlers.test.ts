@@ -189,7 +189,7 @@ describe('alertWebhook retried by a sender after a 5xx (HMAC configured)', () =>
     expect(JSON.stringify(replay.jsonBody)).toContain('replay');
   });
 
-  it('accepts the identical retry of a request answered 500 because parking failed too, so the alert is not lost', async () => {
+  it('answers 503 with Retry-After when parking failed too (the store is down), and accepts the identical retry, so the alert is not lost', async () => {
     const rt = await testRuntime({ AUTH_HMAC_SECRETS: `k1:${secret}` });
     const headers = hmacHeaders({ id: 'k1', secret }, body);
     const restorePut = outage(rt, 'putCase');
@@ -200,7 +200,8 @@ describe('alertWebhook retried by a sender after a 5xx (HMAC configured)', () =>
     restorePark();
     const retry = await alertWebhook(post('alerts', body, headers), ctx());
 
-    expect(failed.status).toBe(500);
+    expect(failed.status).toBe(503);
+    expect(failed.headers).toMatchObject({ 'retry-after': '30' });
     expect(retry.status).toBe(200);
     expect(await rt.store.listParked({})).toEqual([]);
   });
