@@ -1,4 +1,5 @@
 /** How the CLI reads input files: one JSON document, or NDJSON (one document per line). */
+import { readFileSync } from 'node:fs';
 
 /** One document of a file, as text (the pipeline applies its own size limit and parsing). */
 export interface FileDocument {
@@ -34,4 +35,15 @@ export function documentsOf(file: string, text: string): FileDocument[] {
   const looksNd = lines.length > 1 && lines.every((l) => /^\s*[[{]/.test(l.text) && /[\]}]\s*$/.test(l.text));
   if (ndjson || (looksNd && !isWholeJson(text))) return lines.map((l) => ({ label: `${file}:${l.line}`, text: l.text }));
   return [{ label: file, text }];
+}
+
+/**
+ * Reads a file's documents. An empty file (no document, whatever its extension) is told to
+ * `onEmpty` as `FILE: empty`: every command that takes input files refuses it the same way. A file
+ * that cannot be read throws (each command decides what that means for its exit code).
+ */
+export function readDocuments(file: string, onEmpty: (message: string) => void): FileDocument[] {
+  const docs = documentsOf(file, readFileSync(file, 'utf8'));
+  if (docs.length === 0) onEmpty(`${file}: empty`);
+  return docs;
 }

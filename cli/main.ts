@@ -2,7 +2,6 @@
  * `triage` — the command line: serve (local runtime), replay, parked, policy check, send.
  * Results go to stdout (one JSON line per case for replay); logs and errors to stderr.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvocationContext } from '@azure/functions';
 import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } from '../shared/config/policy';
@@ -14,7 +13,7 @@ import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
 import { openSqliteStore } from '../shared/store/sqlite';
 import { checkPolicy } from '../shared/triage/checkPolicy';
-import { documentsOf, type FileDocument } from './documents';
+import { type FileDocument, readDocuments } from './documents';
 import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
 import { drainTimeoutFromEnv, startLocalHost } from './host/server';
@@ -130,21 +129,17 @@ async function replay(args: string[], log: Logger): Promise<number> {
   let unreadable = 0;
   try {
     const docs = positionals.flatMap((file) => {
-      let text: string;
       try {
-        text = readFileSync(file, 'utf8');
+        // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
+        return readDocuments(file, (message) => {
+          err(message);
+          rejected++;
+        });
       } catch (e) {
         err(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
         unreadable++;
         return [];
       }
-      const fileDocs = documentsOf(file, text);
-      // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
-      if (fileDocs.length === 0) {
-        err(`${file}: empty`);
-        rejected++;
-      }
-      return fileDocs;
     });
     const progress = createProgress(docs.length, 'replay');
     for (const doc of docs) {
@@ -260,12 +255,10 @@ async function stream(args: string[], log: Logger): Promise<number> {
     if (!fn) throw new Error('alertStream is not registered');
     let empty = 0;
     const events = positionals.flatMap((file) => {
-      const docs = documentsOf(file, readFileSync(file, 'utf8'));
-      // Same rule as replay: an empty file is reported and makes the run fail, whatever its extension.
-      if (docs.length === 0) {
-        err(`${file}: empty`);
+      const docs = readDocuments(file, (message) => {
+        err(message);
         empty++;
-      }
+      });
       return eventsOf(docs);
     });
     const progress = createProgress(events.length, 'stream');

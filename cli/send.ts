@@ -3,14 +3,13 @@
  * an Event Hub in the Log Analytics export envelope shape, for end-to-end checks and load
  * tests of a deployment, and to re-inject parked events after a fix.
  */
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { asProducerLike, createEventHubProducerFromEnv } from '../shared/eventhubs/client';
 import { type ExportRecord, publishRecords } from '../shared/eventhubs/publish';
 import type { Logger } from '../shared/log';
 import type { Runtime } from '../shared/runtime';
 import type { ParkedItem } from '../shared/store/port';
-import { documentsOf } from './documents';
+import { readDocuments } from './documents';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -48,10 +47,6 @@ export function recordsOf(doc: unknown, path = '$'): { records: ExportRecord[]; 
   return { records, refused };
 }
 
-function readDocs(file: string): unknown[] {
-  return documentsOf(file, readFileSync(file, 'utf8')).map((d) => JSON.parse(d.text) as unknown);
-}
-
 async function publish(target: string, records: readonly ExportRecord[], log: Logger): Promise<void> {
   const client = createEventHubProducerFromEnv(target);
   try {
@@ -72,12 +67,10 @@ export async function send(args: string[], log: Logger): Promise<number> {
   const all: ExportRecord[] = [];
   let refused = 0;
   for (const file of positionals) {
-    const docs = readDocs(file);
-    // Same rule as replay: an empty file is refused, whatever its extension.
-    if (docs.length === 0) {
-      process.stderr.write(`${file}: empty\n`);
+    const docs = readDocuments(file, (message) => {
+      process.stderr.write(`${message}\n`);
       refused++;
-    }
+    }).map((d) => JSON.parse(d.text) as unknown);
     for (const doc of docs) {
       const r = recordsOf(doc, file);
       all.push(...r.records);
