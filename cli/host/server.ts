@@ -7,7 +7,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
 import { ConfigError, TriageError } from '../../shared/errors';
 import type { Logger } from '../../shared/log';
@@ -163,7 +162,6 @@ export interface LocalHostOptions {
 export async function startLocalHost(options: LocalHostOptions): Promise<LocalHost> {
   const routes = registered.map(compileRoute).filter((r): r is Route => r !== undefined);
   const inflight = new Set<Promise<void>>();
-  const sockets = new Set<Socket>();
   const transportLimit = (options.bodyLimit ?? 1_048_576) * 4;
   const drainTimeoutMs = options.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS;
   const listenHost = options.host ?? '127.0.0.1';
@@ -237,11 +235,6 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
     inflight.add(p);
     void p.finally(() => inflight.delete(p));
   });
-  // Our own list of open connections: the drain deadline must count and cut every one, whatever state it is in.
-  server.on('connection', (socket: Socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port ?? 7071, listenHost, () => resolve());
@@ -265,9 +258,10 @@ export async function startLocalHost(options: LocalHostOptions): Promise<LocalHo
       const outcome = await Promise.race([Promise.allSettled([...inflight]).then(() => 'settled' as const), deadline]);
       clearTimeout(timer);
       if (outcome === 'deadline') {
-        options.log.warn('host.drain_deadline', { drainTimeoutMs, cut: sockets.size, inflight: inflight.size });
-        for (const socket of sockets) socket.destroy();
+        const cut = await new Promise<number>((resolve) => server.getConnections((e, n) => resolve(e ? 0 : n)));
+        options.log.warn('host.drain_deadline', { drainTimeoutMs, cut, inflight: inflight.size });
       }
+      // Every connection still open, whatever state it is in (a body that never finishes included).
       server.closeAllConnections();
       await closed;
     },
