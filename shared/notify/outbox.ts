@@ -21,6 +21,7 @@ import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { ConfigError, TriageError } from '../errors';
 import type { Logger } from '../log';
+import { BoundedMap } from '../store/boundedMap';
 import type { NotificationRecord, Store } from '../store/port';
 import { withRetry } from '../store/retry';
 
@@ -37,7 +38,7 @@ const REMEMBERED_KEYS = 100_000;
 /** What one process knows of one JSON-lines file: shared by every channel on it, so two channels on one file dedupe together. */
 interface FileMemory {
   /** Digests of the keys in the file's recent lines and of those written since, oldest first. */
-  readonly keys: Set<string>;
+  readonly keys: BoundedMap<string, true>;
   /** The file did not end with a newline (a write torn by a crash): the next line starts a new one first. */
   torn: boolean;
 }
@@ -50,7 +51,7 @@ function keyDigest(key: string): string {
 
 /** The keys of the last `TAIL_BYTES` of the file (lines that are not JSON objects with a string `key` are skipped). */
 function readMemory(file: string): FileMemory {
-  const memory: FileMemory = { keys: new Set(), torn: false };
+  const memory: FileMemory = { keys: new BoundedMap(REMEMBERED_KEYS), torn: false };
   let fd: number;
   try {
     fd = openSync(file, 'r');
@@ -88,11 +89,7 @@ function keyOfLine(line: string): string | undefined {
 }
 
 function remember(memory: FileMemory, key: string): void {
-  memory.keys.add(keyDigest(key));
-  if (memory.keys.size > REMEMBERED_KEYS) {
-    const oldest = memory.keys.values().next();
-    if (!oldest.done) memory.keys.delete(oldest.value);
-  }
+  memory.keys.set(keyDigest(key), true);
 }
 
 /**
@@ -223,7 +220,7 @@ interface UnrecordedSend {
 }
 
 /** Per store, this process's sends whose mark is still to be written: shared by every dispatcher on the store (pipeline, drain). */
-const unrecordedByStore = new WeakMap<Store, Map<string, UnrecordedSend>>();
+const unrecordedByStore = new WeakMap<Store, BoundedMap<string, UnrecordedSend>>();
 /** Bound of that memory: beyond it the oldest are forgotten (their records may then be sent again after their claims expire). */
 const UNRECORDED_MAX = 10_000;
 
@@ -282,7 +279,7 @@ export class OutboxDispatcher {
       if (!seen || (seen.status === 'queued' && n.status !== 'queued')) unique.set(n.key, n);
     }
     // Sent already, their mark refused: never sent again, whether or not the mark can be written now.
-    const unrecorded = new Map(this.unrecorded());
+    const unrecorded = new Map(this.unrecorded().entries());
     await this.recordUnrecorded();
     const claimAll = async (): Promise<Set<string>> => {
       const mine = new Set<string>();
@@ -377,10 +374,10 @@ export class OutboxDispatcher {
   }
 
   /** This process's sends on this store whose `sent` mark is still to be written. */
-  private unrecorded(): Map<string, UnrecordedSend> {
+  private unrecorded(): BoundedMap<string, UnrecordedSend> {
     let m = unrecordedByStore.get(this.store);
     if (!m) {
-      m = new Map();
+      m = new BoundedMap(UNRECORDED_MAX);
       unrecordedByStore.set(this.store, m);
     }
     return m;
@@ -457,10 +454,7 @@ export class OutboxDispatcher {
       });
       return true;
     } catch (err) {
-      const pending = this.unrecorded();
-      pending.set(n.key, { tenantId: n.tenantId, caseId: n.caseId, key: n.key, sentAt, attempts });
-      const oldest = pending.keys().next();
-      if (pending.size > UNRECORDED_MAX && !oldest.done) pending.delete(oldest.value);
+      this.unrecorded().set(n.key, { tenantId: n.tenantId, caseId: n.caseId, key: n.key, sentAt, attempts });
       this.log.error('notification.sent.unrecorded', { ...claimContext(n, err), attempts });
       return false;
     }

@@ -5,7 +5,7 @@
  * long-running instance ever saw. Pure, no I/O.
  */
 export class BoundedMap<K, V> {
-  private readonly entries = new Map<K, V>();
+  private readonly map = new Map<K, V>();
 
   /** @param max how many entries to keep (at least 1). */
   constructor(private readonly max: number) {
@@ -14,26 +14,41 @@ export class BoundedMap<K, V> {
 
   /** Number of entries held. */
   get size(): number {
-    return this.entries.size;
+    return this.map.size;
   }
 
   /** The value of `key`, or undefined. */
   get(key: K): V | undefined {
-    return this.entries.get(key);
+    return this.map.get(key);
   }
 
   /** Sets `key` as the most recent entry, dropping the oldest when full. */
   set(key: K, value: V): void {
-    this.entries.delete(key);
-    if (this.entries.size >= this.max) {
-      const oldest = this.entries.keys().next();
-      if (!oldest.done) this.entries.delete(oldest.value);
+    this.map.delete(key);
+    if (this.map.size >= this.max) {
+      const oldest = this.map.keys().next();
+      if (!oldest.done) this.map.delete(oldest.value);
     }
-    this.entries.set(key, value);
+    this.map.set(key, value);
+  }
+
+  /** Whether `key` is held. */
+  has(key: K): boolean {
+    return this.map.has(key);
+  }
+
+  /** The entries, least recently set first. */
+  entries(): IterableIterator<[K, V]> {
+    return this.map.entries();
+  }
+
+  /** The values, least recently set first. */
+  values(): IterableIterator<V> {
+    return this.map.values();
   }
 
   /** Forgets `key`. */
   delete(key: K): void {
-    this.entries.delete(key);
+    this.map.delete(key);
   }
 }

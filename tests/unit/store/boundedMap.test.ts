@@ -13,6 +13,12 @@ describe('BoundedMap', () => {
     expect(m.get('b')).toBeUndefined();
     expect(m.get('a')).toBe(3);
     expect(m.get('c')).toBe(4);
+    expect(m.has('b')).toBe(false);
+    expect([...m.entries()]).toEqual([
+      ['a', 3],
+      ['c', 4],
+    ]);
+    expect([...m.values()]).toEqual([3, 4]);
   });
 
   it('forgets a deleted key and refuses a bound below one', () => {
