@@ -13,7 +13,7 @@ import type { Logger } from '../../shared/log';
 import { type RegisteredFunction, registered, triggerOf } from './functionsCore';
 
 /** The default drain deadline: long enough for a pipeline request (a few hundred ms) to commit, short enough for an orchestrator's stop. */
-export const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
+const DEFAULT_DRAIN_TIMEOUT_MS = 10_000;
 
 /**
  * The drain deadline from `SERVE_DRAIN_MS` (milliseconds, 0 to 600000), or the default when unset.

@@ -78,7 +78,7 @@ const contactSchema = z
  * and a case's entries are written in one atomic store write with it (Cosmos: one transactional
  * batch of at most 100 operations), so the matrix must fit one.
  */
-export const MAX_CONTACTS_PER_SEVERITY = 20;
+const MAX_CONTACTS_PER_SEVERITY = 20;
 
 const notifyRuleSchema = z
   .object({
@@ -290,7 +290,7 @@ export function loadPolicyFile(file: string): TenantPolicy {
 }
 
 /** The policy files a registry loads from a folder: its `*.yaml`/`*.yml`, sorted, as paths. */
-export function policyFilesIn(dir: string): string[] {
+function policyFilesIn(dir: string): string[] {
   return readdirSync(dir)
     .filter((n) => /\.ya?ml$/i.test(n))
     .sort()

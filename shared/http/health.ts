@@ -6,7 +6,7 @@
 import type { Store } from '../store/port';
 
 /** How long one probe answers for. */
-export const HEALTH_PROBE_TTL_MS = 5_000;
+const HEALTH_PROBE_TTL_MS = 5_000;
 
 const last = new WeakMap<Store, { at: number; ok: boolean }>();
 
