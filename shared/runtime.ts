@@ -2,7 +2,7 @@
  * Composition root: builds the pipeline and its ports from the environment,
  * once per process. Azure Functions and the local host (`triage serve`) share it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type EntraAuthConfig, entraConfigFromEnv } from './auth/entra';
 import { type HmacAuthConfig, hmacConfigFromEnv, type ReplayGuard } from './auth/hmac';
@@ -61,14 +61,13 @@ export async function createRuntime(
   const log = options?.log ?? createLogger();
   refuseUnresolvedReferences(env);
   const settings = settingsFromEnv(env);
-  // An explicit policy folder that is not there is a mistake (every tenant would silently get the
-  // defaults and the default contacts); the shipped default folder may be absent (then: a warning).
-  if (env.POLICY_DIR !== undefined && !existsSync(settings.policyDir)) {
-    throw new ConfigError('POLICY_DIR', `${settings.policyDir} does not exist`);
-  }
   const entra = entraConfigFromEnv(env);
   const hmac = hmacConfigFromEnv(env);
-  const policies = PolicyRegistry.fromDirectory(settings.policyDir, { check: checkPolicy });
+  // An explicit POLICY_DIR must exist; the shipped default may be absent (then a warning below).
+  const policies = PolicyRegistry.fromDirectory(settings.policyDir, {
+    check: checkPolicy,
+    ...(env.POLICY_DIR !== undefined ? { required: 'POLICY_DIR' } : {}),
+  });
   const indicators = loadIndicatorFiles(settings.indicatorFiles);
   // A tenant's own policy sets its retention; tenants without one keep COSMOS_RETENTION_DAYS.
   const ttlSecondsForTenant = (tenantId: string): number | undefined => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { Duration } from 'luxon';
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
-import { type InputIssue, PolicyError } from '../errors';
+import { ConfigError, type InputIssue, PolicyError } from '../errors';
 import { SEVERITIES } from '../model/domain';
 import { canonicalId } from '../model/inputs/securityAlert';
 import { formatZodIssues } from '../model/zodIssues';
@@ -335,16 +335,21 @@ export class PolicyRegistry {
   }
 
   /**
-   * Loads every `*.yaml`/`*.yml` of a folder; a missing folder gives an empty registry.
+   * Loads every `*.yaml`/`*.yml` of a folder; a missing folder gives an empty registry, unless
+   * `required` names the setting that chose the folder: then it is a ConfigError on that setting (an
+   * explicit folder that is not there is a mistake, and every tenant would silently get the defaults).
    * Invalid files throw PolicyError; `check` adds semantic checks (known playbooks, phases,
    * scenarios) that need knowledge this module must not import.
    */
-  static fromDirectory(dir: string, options?: { check?: (p: TenantPolicy) => InputIssue[] }): PolicyRegistry {
+  static fromDirectory(dir: string, options?: { check?: (p: TenantPolicy) => InputIssue[]; required?: string }): PolicyRegistry {
     let files: string[];
     try {
       files = policyFilesIn(dir);
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new PolicyRegistry();
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        if (options?.required) throw new ConfigError(options.required, `${dir} does not exist`, { cause: err });
+        return new PolicyRegistry();
+      }
       throw err;
     }
     return new PolicyRegistry(
