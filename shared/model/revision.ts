@@ -6,12 +6,13 @@
  * with seven fractional digits (100 ns), and two updates of one incident within the same
  * millisecond are distinct revisions. Cut to milliseconds they compared equal, and the pipeline
  * took whichever arrived last as newer, so a redelivered older update could roll a case back.
+ * The same holds for alerts (SecurityAlert `TimeGenerated` / `ProcessingEndTime`, also written to
+ * 100 ns; a generic alert's `detectedAt`, to whatever its sender writes).
  * A revision key therefore keeps the digits beyond the millisecond when the source sent any
  * (`2026-11-20T01:05:00.1239Z`), and is otherwise the canonical millisecond instant, as before.
  * Keys of different lengths are compared by `compareRevisionKeys`, never as plain strings.
  */
-import { z } from 'zod';
-import { normaliseIsoDate } from './inputs/common';
+import { dateSchemas, normaliseIsoDate } from './inputs/common';
 
 const FRACTION_RE = /[.,](\d{1,9})(?:[Zz]|[+-]\d{2}:?\d{2})$/;
 const KEY_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{1,7})Z$/;
@@ -29,22 +30,13 @@ export function revisionInstant(s: string): string | undefined {
   return sub === '' ? ms : `${ms.slice(0, 23)}${sub}Z`;
 }
 
+const revisionDates = dateSchemas(revisionInstant);
+
 /** A date-time read as a revision key (see `revisionInstant`); the issue names the bad value. */
-export const revisionDate = z
-  .string()
-  .max(64, { error: 'date-time longer than 64 characters' })
-  .transform((v, ctx) => {
-    const key = revisionInstant(v);
-    if (key === undefined) {
-      ctx.issues.push({
-        code: 'custom',
-        message: `expected an ISO 8601 date-time with time zone, got ${JSON.stringify(v.slice(0, 40))}`,
-        input: v,
-      });
-      return z.NEVER;
-    }
-    return key;
-  });
+export const revisionDate = revisionDates.required;
+
+/** An optional date-time read as a revision key; absent values as for `optIsoDate` (empty, null, DateTime.MinValue). */
+export const optRevisionDate = revisionDates.optional;
 
 /** The millisecond instant of a revision key (`…05.1239Z` → `…05.123Z`); other keys unchanged. */
 export function revisionMillis(key: string): string {

@@ -85,29 +85,40 @@ function describeDateInput(v: string): string {
   return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v);
 }
 
-function dateOrIssue(v: string, ctx: Pick<z.core.$RefinementCtx, 'issues'>): string {
-  const n = normaliseIsoDate(v);
-  if (n === undefined) {
-    ctx.issues.push({ code: 'custom', message: `expected an ISO 8601 date-time with time zone, got ${describeDateInput(v)}`, input: v });
-    return z.NEVER;
-  }
-  return n;
+/**
+ * The required and the optional date-time schema of one reading of a date-time (`read` gives the
+ * canonical form, undefined when invalid). Shared so that millisecond instants and revision keys
+ * (../revision.ts) accept and refuse the same inputs with the same messages.
+ * Optional: null, undefined, "" (Log Analytics writes empty strings) and .NET's DateTime.MinValue
+ * `0001-01-01T00:00:00…` (what some Sentinel writers emit for "no value") mean absent.
+ */
+export function dateSchemas(read: (s: string) => string | undefined) {
+  const dateOrIssue = (v: string, ctx: Pick<z.core.$RefinementCtx, 'issues'>): string => {
+    const n = read(v);
+    if (n === undefined) {
+      ctx.issues.push({ code: 'custom', message: `expected an ISO 8601 date-time with time zone, got ${describeDateInput(v)}`, input: v });
+      return z.NEVER;
+    }
+    return n;
+  };
+  const bounded = z.string().max(64, { error: 'date-time longer than 64 characters' });
+  return {
+    required: bounded.transform(dateOrIssue),
+    optional: bounded
+      .nullish()
+      .transform((v, ctx) =>
+        v === undefined || v === null || v.trim() === '' || v.startsWith('0001-01-01') ? undefined : dateOrIssue(v, ctx),
+      ),
+  };
 }
 
-/** An ISO 8601 date-time with time zone, normalised to UTC milliseconds. */
-export const isoDate = z.string().max(64, { error: 'date-time longer than 64 characters' }).transform(dateOrIssue);
+const msDates = dateSchemas(normaliseIsoDate);
 
-/**
- * An optional date: null, undefined, "" (Log Analytics writes empty strings) and .NET's
- * DateTime.MinValue `0001-01-01T00:00:00…` (what some Sentinel writers emit for "no value") mean absent.
- */
-export const optIsoDate = z
-  .string()
-  .max(64, { error: 'date-time longer than 64 characters' })
-  .nullish()
-  .transform((v, ctx) =>
-    v === undefined || v === null || v.trim() === '' || v.startsWith('0001-01-01') ? undefined : dateOrIssue(v, ctx),
-  );
+/** An ISO 8601 date-time with time zone, normalised to UTC milliseconds. */
+export const isoDate = msDates.required;
+
+/** An optional date (absent values as in `dateSchemas`), normalised to UTC milliseconds. */
+export const optIsoDate = msDates.optional;
 
 const SENTINEL_SEVERITIES: Readonly<Record<string, Severity>> = {
   informational: 'informational',

@@ -35,19 +35,21 @@
  * }
  * ```
  *
- * Revision: `revisionKey` = `detectedAt`; re-sending the same id with changed content is a
- * new revision of the same case (the fingerprint differs), with identical content a duplicate.
+ * Revision: `revisionKey` = `detectedAt`, with its digits beyond the millisecond when sent (up to
+ * 100 ns, see ../revision.ts; the case's `detectedAt` and SLA clock use the millisecond). Re-sending
+ * the same id with changed content is a new revision of the same case (the fingerprint differs),
+ * with identical content a duplicate.
  * Entity keys are documented in `shared/model/entities.ts`.
  */
 import { z } from 'zod';
 import type { InputIssue } from '../../errors';
 import { mergeEntities, readGenericEntities } from '../entities';
+import { revisionDate, revisionMillis } from '../revision';
 import {
   anySeverity,
   canonicalTechnique,
   childPath,
   idText,
-  isoDate,
   MAX_ENTITIES_PER_ALERT,
   makeAlert,
   OrderedSet,
@@ -70,7 +72,8 @@ export const genericAlertSchema = z.object({
   id: idText,
   name: text.trim().min(1, { error: 'must not be empty' }),
   severity: anySeverity,
-  detectedAt: isoDate,
+  // Read as a revision key (to 100 ns, ../revision.ts); everything else uses its millisecond instant.
+  detectedAt: revisionDate,
   ruleId: optText,
   ruleIds: z.array(text).nullish(),
   ruleName: optText,
@@ -106,6 +109,7 @@ export function readGeneric(raw: Record<string, unknown>, path: string): ReadRes
   if (!r.ok || issues.length > 0) return { ok: false, issues };
 
   const g = r.data;
+  const detectedAt = revisionMillis(g.detectedAt);
   const rules = new RuleRefs();
   rules.addId(g.ruleId ?? undefined);
   for (const id of g.ruleIds ?? []) rules.addId(id);
@@ -130,9 +134,9 @@ export function readGeneric(raw: Record<string, unknown>, path: string): ReadRes
     tactics: tactics.values,
     techniques: techniques.values,
     entities: merged,
-    startTime: g.startTime ?? g.detectedAt,
-    endTime: g.endTime ?? g.startTime ?? g.detectedAt,
-    detectedAt: g.detectedAt,
+    startTime: g.startTime ?? detectedAt,
+    endTime: g.endTime ?? g.startTime ?? detectedAt,
+    detectedAt,
   });
   return {
     ok: true,
@@ -145,7 +149,7 @@ export function readGeneric(raw: Record<string, unknown>, path: string): ReadRes
       providerSeverity: g.severity,
       alerts: [alert],
       entities: merged,
-      detectedAt: g.detectedAt,
+      detectedAt,
       revisionKey: g.detectedAt,
     },
   };

@@ -14,13 +14,13 @@
 import { z } from 'zod';
 import type { InputIssue } from '../../errors';
 import { mergeEntities, readSecurityAlertEntities } from '../entities';
+import { compareRevisionKeys, optRevisionDate, revisionDate, revisionMillis } from '../revision';
 import {
   canonicalTechnique,
   childPath,
   decodeJsonInString,
   idText,
   isGuid,
-  isoDate,
   jsonTypeOf,
   MAX_STRING_CHARS,
   makeAlert,
@@ -36,10 +36,14 @@ import {
   stringList,
 } from './common';
 
-/** Columns of a SecurityAlert row that the product reads (JSON-in-string columns are decoded separately). */
+/**
+ * Columns of a SecurityAlert row that the product reads (JSON-in-string columns are decoded separately).
+ * `TimeGenerated` and `ProcessingEndTime` are read as revision keys (../revision.ts): Log Analytics
+ * writes them to 100 ns, and two exports of one alert within a millisecond are distinct revisions.
+ */
 export const securityAlertRowSchema = z.object({
   TenantId: idText,
-  TimeGenerated: isoDate,
+  TimeGenerated: revisionDate,
   SystemAlertId: idText,
   AlertName: optText,
   DisplayName: optText,
@@ -52,7 +56,7 @@ export const securityAlertRowSchema = z.object({
   AlertType: optText,
   StartTime: optIsoDate,
   EndTime: optIsoDate,
-  ProcessingEndTime: optIsoDate,
+  ProcessingEndTime: optRevisionDate,
   Tactics: optText,
   Status: optText,
   CompromisedEntity: optText,
@@ -122,6 +126,8 @@ export function readSecurityAlert(raw: Record<string, unknown>, path: string): R
   if (!r.ok || issues.length > 0) return { ok: false, issues };
   const d = r.data;
   const name = (d.DisplayName?.trim() || d.AlertName?.trim()) as string;
+  // Everything but the revision key is a millisecond instant, like every other time in the product.
+  const generated = revisionMillis(d.TimeGenerated);
 
   rules.ids.add(ruleGuidFromAlertType(d.AlertType ?? undefined));
   rules.addName(d.AlertName ?? undefined);
@@ -145,12 +151,16 @@ export function readSecurityAlert(raw: Record<string, unknown>, path: string): R
     tactics: new OrderedSet().addAll(splitTactics(d.Tactics)).values,
     techniques: techs.values,
     entities: merged,
-    startTime: d.StartTime ?? d.TimeGenerated,
-    endTime: d.EndTime ?? d.StartTime ?? d.TimeGenerated,
-    detectedAt: d.TimeGenerated,
+    startTime: d.StartTime ?? generated,
+    endTime: d.EndTime ?? d.StartTime ?? generated,
+    detectedAt: generated,
   });
   // A re-exported alert (status change) carries a later ProcessingEndTime: that orders revisions.
-  const revisionKey = d.ProcessingEndTime && d.ProcessingEndTime > d.TimeGenerated ? d.ProcessingEndTime : d.TimeGenerated;
+  // Keys of different lengths: compared as instants, not as strings (`.123Z` sorts after `.1231Z`).
+  const revisionKey =
+    d.ProcessingEndTime !== undefined && compareRevisionKeys(d.ProcessingEndTime, d.TimeGenerated) > 0
+      ? d.ProcessingEndTime
+      : d.TimeGenerated;
   return {
     ok: true,
     content: {
@@ -162,7 +172,7 @@ export function readSecurityAlert(raw: Record<string, unknown>, path: string): R
       providerSeverity: d.AlertSeverity,
       alerts: [alert],
       entities: merged,
-      detectedAt: d.TimeGenerated,
+      detectedAt: generated,
       revisionKey,
     },
   };

@@ -4,6 +4,7 @@ import type { Case } from '../../../shared/model/domain';
 import { normaliseIsoDate } from '../../../shared/model/inputs/common';
 import { parseJsonText } from '../../../shared/model/json';
 import { MAX_ITEMS_PER_BODY, type ParseOutcome, parseBody } from '../../../shared/model/parse';
+import { compareRevisionKeys } from '../../../shared/model/revision';
 
 const SAMPLES = path.resolve(__dirname, '../../../../shared/samples');
 const FIXTURES = path.resolve(__dirname, '../../fixtures/inputs');
@@ -231,6 +232,35 @@ describe('SecurityAlert rows', () => {
     expect(ok(parseBody(r, 'alerts', RECEIVED)[0]).revisionKey).toBe('2026-11-20T05:00:00.000Z');
   });
 
+  it('orders two exports of one alert within the same millisecond by their 100 ns TimeGenerated', () => {
+    const first = ok(parseBody({ ...row(), TimeGenerated: '2026-11-20T03:42:30.1181000Z' }, 'alerts', RECEIVED)[0]);
+    const second = ok(parseBody({ ...row(), TimeGenerated: '2026-11-20T12:42:30.1182+09:00' }, 'alerts', RECEIVED)[0]);
+
+    expect(first.revisionKey).toBe('2026-11-20T03:42:30.1181Z');
+    expect(second.revisionKey).toBe('2026-11-20T03:42:30.1182Z');
+    expect(compareRevisionKeys(first.revisionKey, second.revisionKey)).toBeLessThan(0);
+    // Only the revision key is finer: the detection time and the SLA clock stay on the millisecond.
+    expect(second.detectedAt).toBe('2026-11-20T03:42:30.118Z');
+    expect(second.alerts[0]?.detectedAt).toBe('2026-11-20T03:42:30.118Z');
+  });
+
+  it('takes ProcessingEndTime as the revision key only when it is later, to the 100 ns', () => {
+    const base = { ...row(), TimeGenerated: '2026-11-20T05:00:00.1231Z' };
+    // As strings '….123Z' sorts after '….1231Z', though it is the earlier instant.
+    const earlier = ok(parseBody({ ...base, ProcessingEndTime: '2026-11-20T05:00:00.123Z' }, 'alerts', RECEIVED)[0]);
+    const later = ok(parseBody({ ...base, ProcessingEndTime: '2026-11-20T05:00:00.1232Z' }, 'alerts', RECEIVED)[0]);
+
+    expect(earlier.revisionKey).toBe('2026-11-20T05:00:00.1231Z');
+    expect(later.revisionKey).toBe('2026-11-20T05:00:00.1232Z');
+  });
+
+  it('rejects a bad ProcessingEndTime with its path', () => {
+    const out = parseBody({ ...row(), ProcessingEndTime: 'yesterday' }, 'alerts', RECEIVED)[0];
+    expect(issues(out)).toEqual([
+      { path: '$.ProcessingEndTime', reason: 'expected an ISO 8601 date-time with time zone, got "yesterday"' },
+    ]);
+  });
+
   it('refuses AlertSeverity "constructor" at its path instead of crashing', () => {
     const out = parseBody({ ...row(), AlertSeverity: 'constructor' }, 'alerts', RECEIVED)[0];
 
@@ -259,6 +289,23 @@ describe('generic alerts', () => {
         { path: '$.severity', reason: `expected one of informational, low, medium, high, critical, got ${JSON.stringify(severity)}` },
       ]);
     }
+  });
+
+  it('keeps detectedAt to the 100 ns in the revision key, and to the millisecond everywhere else', () => {
+    const first = ok(parseBody({ ...generic(), detectedAt: '2026-11-20T05:10:00.1234567Z' }, 'alerts', RECEIVED)[0]);
+    const second = ok(parseBody({ ...generic(), detectedAt: '2026-11-20T05:10:00.1234568Z' }, 'alerts', RECEIVED)[0]);
+
+    expect(first.revisionKey).toBe('2026-11-20T05:10:00.1234567Z');
+    expect(compareRevisionKeys(first.revisionKey, second.revisionKey)).toBeLessThan(0);
+    expect(second.detectedAt).toBe('2026-11-20T05:10:00.123Z');
+    expect(second.alerts[0]?.startTime).toBe('2026-11-20T05:10:00.123Z');
+  });
+
+  it('rejects a bad detectedAt with its path', () => {
+    const out = parseBody({ ...generic(), detectedAt: '2026-11-20T05:10:00' }, 'alerts', RECEIVED)[0];
+    expect(issues(out)).toEqual([
+      { path: '$.detectedAt', reason: 'expected an ISO 8601 date-time with time zone, got "2026-11-20T05:10:00"' },
+    ]);
   });
 
   it('rejects an unknown severity and a source that cannot prefix a case id', () => {
