@@ -13,9 +13,14 @@ const CANONICAL_MEMO_LIMIT = 10_000;
 const canonicalMemo = new Map<string, string | null>();
 
 /**
- * Canonical text of an IP address (IPv4 dotted, IPv6 RFC 5952 compressed, IPv4-mapped IPv6
- * unwrapped), or undefined. On the hot path of parsing and triage: canonical IPv4 is answered
- * by a pattern, other spellings from a bounded memo.
+ * Canonical text of an IP address, one spelling per address, or undefined: IPv4 dotted decimal;
+ * IPv6 in RFC 5952 form (`::1.2.3.4` and `::102:304` are both `::102:304`), with its zone id as
+ * sent (`fe80::1%eth0`); IPv4-mapped IPv6 (`::ffff:1.2.3.4`, `::ffff:102:304`) unwrapped to the
+ * IPv4 address, because that is how a dual-stack socket reports an IPv4 peer, so the same host
+ * seen by an IPv4 and a dual-stack sensor correlates and IPv4 lists and blocks match it. A
+ * dotted quad, bare or inside IPv6, must be plain decimal (`010` and `0x1` are refused).
+ * On the hot path of parsing and triage: canonical IPv4 is answered by a pattern, other
+ * spellings from a bounded memo.
  */
 export function canonicalIp(text: string): string | undefined {
   if (CANONICAL_IPV4_RE.test(text)) return text;
@@ -27,11 +32,29 @@ export function canonicalIp(text: string): string | undefined {
   return c;
 }
 
+// IPv6 text ending in a dotted quad (`::ffff:192.0.2.1`, `64:ff9b::192.0.2.1`), zone id apart.
+const EMBEDDED_V4_RE = /^(.*:)([^:%]*\.[^:%]*)(%.*)?$/;
+
 function parseCanonicalIp(text: string): string | undefined {
-  const t = text.trim();
+  let t = text.trim();
   if (!ipaddr.isValid(t)) return undefined;
   // ipaddr.isValid accepts shorthand like "10.1" (classful); only accept four-part IPv4 and real IPv6.
   if (!t.includes(':') && !ipaddr.IPv4.isValidFourPartDecimal(t)) return undefined;
+  const v4 = t.includes(':') ? EMBEDDED_V4_RE.exec(t) : null;
+  if (v4) {
+    const [, head, quad = '', zone = ''] = v4;
+    // ipaddr.js reads the embedded quad's parts with parseInt: `0x1` as 1, `010` as 10 (where a bare
+    // IPv4 `010` would be octal 8). Refused like a bare IPv4 that is not plain decimal.
+    if (!ipaddr.IPv4.isValidFourPartDecimal(quad)) return undefined;
+    // `::a.b.c.d` is RFC 4291's (deprecated) IPv4-compatible address 0:0:0:0:0:0:a.b.c.d (`::102:304`),
+    // but ipaddr.js reads it as the IPv4-mapped ::ffff:a.b.c.d, another address. Written with its zero
+    // groups it takes ipaddr.js's general grammar and keeps its value.
+    if (head === '::') t = `0:0:0:0:0:0:${quad}${zone}`;
+  }
+  // The zone id keeps its case (ipaddr.js keeps it; RFC 5952 lower-cases only the hex digits): it names
+  // an interface of the host that saw the address, and Linux interface names are case-sensitive (`eth0`
+  // and `ETH0` can be two interfaces), so folding case could merge two different link-local peers.
+  // Windows zone ids are interface numbers, where case does not arise.
   let addr = ipaddr.parse(t);
   if (addr.kind() === 'ipv6' && (addr as ipaddr.IPv6).isIPv4MappedAddress()) addr = (addr as ipaddr.IPv6).toIPv4Address();
   return addr.kind() === 'ipv6' ? (addr as ipaddr.IPv6).toRFC5952String() : addr.toString();

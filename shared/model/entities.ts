@@ -6,7 +6,7 @@
  *
  * | kind      | key                                                         | altKeys |
  * |-----------|-------------------------------------------------------------|---------|
- * | ip        | `ip:203.0.113.77`, `ip:2001:db8::1` (RFC 5952; IPv4-mapped IPv6 unwrapped) | – |
+ * | ip        | `ip:203.0.113.77`, `ip:2001:db8::1`: one spelling per address (`canonicalIp`: RFC 5952, so `::1.2.3.4` = `::102:304`; IPv4-mapped IPv6 unwrapped to IPv4; a zone id kept as sent, case included: `fe80::1%eth0`) | – |
  * | host      | `host:<fqdn>` when a DNS domain or FQDN is known, else `host:<short>`; hosts known only by cloud id: `host:azure:<AzureID>`, `host:mde:<MdatpDeviceId>`, `host:oms:<OMSAgentID>` | `host:<short>`, `host:<ntdomain>\<short>` (NetBIOS form, because Windows logs name hosts that way), cloud ids |
  * | account   | first of `account:<upn>`, `account:<ntdomain>\<name>`, `account:aad:<object id>`, `account:sid:<SID>`; a bare `account:<name>` only when nothing else is known | the others of that list (a bare name is never an altKey: "administrator" exists everywhere) |
  * | url       | `url:<url as given, trimmed>` (never fetched)               | `domain:<host>` or `ip:<address>` of its host |

@@ -1,8 +1,10 @@
 import fc from 'fast-check';
 import ipaddr from 'ipaddr.js';
-import { NetworkMatcher, parseIp } from '../../../shared/config/networks';
+import { canonicalIp, NetworkMatcher, parseIp } from '../../../shared/config/networks';
 
 const dotted = (n: number): string => [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].join('.');
+/** The dotted quad of an IPv6 address's last two groups. */
+const dotted4 = (hi: number, lo: number): string => [hi >>> 8, hi & 255, lo >>> 8, lo & 255].join('.');
 
 /** Every IPv4 block ipaddr.js names in `range()`, as [first address, prefix length]. */
 const SPECIAL_BLOCKS: readonly [number, number][] = [
@@ -59,6 +61,56 @@ describe('parseIp', () => {
     expect(mapped?.canon).toBe('10.0.0.1');
     expect(mapped?.range).toBe('private');
     expect(parseIp('10.0.0.256')).toBeUndefined();
+  });
+});
+
+describe('canonicalIp', () => {
+  it('spells the IPv4-compatible ::a.b.c.d as the IPv6 address it is, not as the IPv4-mapped ::ffff:a.b.c.d', () => {
+    expect(canonicalIp('::1.2.3.4')).toBe('::102:304');
+    expect(canonicalIp('::102:304')).toBe('::102:304');
+    expect(canonicalIp('::0.0.0.1')).toBe('::1'); // loopback, not the IPv4 0.0.0.1
+    expect(canonicalIp('::1.2.3.4%eth0')).toBe('::102:304%eth0');
+  });
+
+  it('unwraps IPv4-mapped IPv6 in either spelling to the IPv4 address', () => {
+    expect(canonicalIp('::ffff:1.2.3.4')).toBe('1.2.3.4');
+    expect(canonicalIp('::FFFF:102:304')).toBe('1.2.3.4');
+  });
+
+  it('gives any IPv6 address one spelling, however it is written', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(0xffff), { minLength: 8, maxLength: 8 }), fc.boolean(), (drawn, zeroHead) => {
+        // Half the draws start with six zero groups: the `::a.b.c.d` spelling.
+        const parts = zeroHead ? [0, 0, 0, 0, 0, 0, ...drawn.slice(6)] : drawn;
+        const addr = new ipaddr.IPv6(parts);
+        const quad = dotted4(parts[6] ?? 0, parts[7] ?? 0);
+        const spellings = [
+          parts.map((p) => p.toString(16).toUpperCase()).join(':'),
+          `${parts
+            .slice(0, 6)
+            .map((p) => p.toString(16))
+            .join(':')}:${quad}`,
+          addr.toRFC5952String(),
+          ...(zeroHead ? [`::${quad}`] : []),
+        ];
+        const expected = addr.isIPv4MappedAddress() ? addr.toIPv4Address().toString() : addr.toRFC5952String();
+
+        for (const s of spellings) expect(canonicalIp(s)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('refuses a dotted quad inside IPv6 that is not plain decimal, as it refuses a bare one', () => {
+    expect(canonicalIp('010.1.1.1')).toBeUndefined();
+    expect(canonicalIp('::ffff:010.1.1.1')).toBeUndefined(); // ipaddr.js would read 10, a bare IPv4 reader 8
+    expect(canonicalIp('::ffff:0x1.2.3.4')).toBeUndefined();
+  });
+
+  it('keeps the case of a zone id (Linux interface names are case-sensitive) and lower-cases the address', () => {
+    expect(canonicalIp('FE80::0:1%Eth0')).toBe('fe80::1%Eth0');
+    expect(canonicalIp('fe80::1%eth0')).not.toBe(canonicalIp('fe80::1%ETH0'));
+    expect(canonicalIp('fe80::1%12')).toBe('fe80::1%12'); // Windows: an interface number
   });
 });
 

@@ -30,6 +30,24 @@ describe('IP entities', () => {
     expect(one({ kind: 'ip', address: '::ffff:192.0.2.7' }).key).toBe('ip:192.0.2.7');
   });
 
+  it('keys every spelling of one IPv6 address the same, whether or not it ends in a dotted quad', () => {
+    const keys = ['::1.2.3.4', '::102:304', '0:0:0:0:0:0:102:0304', '::0102:0304'].map((address) => one({ kind: 'ip', address }).key);
+
+    expect(new Set(keys)).toEqual(new Set(['ip:::102:304']));
+  });
+
+  it('gives the same address inside a URL and as an IP entity the same key', () => {
+    const ip = one({ kind: 'ip', address: '::1.2.3.4' });
+    const url = one({ kind: 'url', url: 'http://[::1.2.3.4]/x' });
+
+    expect(url.altKeys).toEqual([ip.key]);
+  });
+
+  it('keeps the case of a zone id, which names an interface, and lower-cases only the address', () => {
+    expect(one({ kind: 'ip', address: 'FE80::0:1%Eth0' }).key).toBe('ip:fe80::1%Eth0');
+    expect(one({ kind: 'ip', address: 'fe80::1%eth0' }).key).not.toBe(one({ kind: 'ip', address: 'fe80::1%ETH0' }).key);
+  });
+
   it('keeps a canonical IPv4 and records the address field', () => {
     const e = one({ kind: 'ip', address: ' 203.0.113.77 ' });
     expect(e.key).toBe('ip:203.0.113.77');
