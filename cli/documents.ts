@@ -47,3 +47,24 @@ export function readDocuments(file: string, onEmpty: (message: string) => void):
   if (docs.length === 0) onEmpty(`${file}: empty`);
   return docs;
 }
+
+/**
+ * Reads every file's documents, in order. A file that cannot be read (missing, a directory, no
+ * permission) is a wrong command line, not a rejected input: each one is told to `onUnreadable` as
+ * `FILE: cannot read: reason` and left out, and the others are still read, so one run names every
+ * bad path. Empty files go to `onEmpty` as in `readDocuments`.
+ */
+export function readAllDocuments(
+  files: readonly string[],
+  onEmpty: (message: string) => void,
+  onUnreadable: (message: string) => void,
+): { file: string; docs: FileDocument[] }[] {
+  return files.flatMap((file) => {
+    try {
+      return [{ file, docs: readDocuments(file, onEmpty) }];
+    } catch (e) {
+      onUnreadable(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
+      return [];
+    }
+  });
+}

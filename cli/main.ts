@@ -13,7 +13,7 @@ import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
 import { openSqliteStore } from '../shared/store/sqlite';
 import { checkPolicy } from '../shared/triage/checkPolicy';
-import { type FileDocument, readDocuments } from './documents';
+import { type FileDocument, readAllDocuments } from './documents';
 import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
 import { drainTimeoutFromEnv, startLocalHost } from './host/server';
@@ -128,19 +128,18 @@ async function replay(args: string[], log: Logger): Promise<number> {
   // rejected alert: it is counted apart so the exit code says which; the other files still run.
   let unreadable = 0;
   try {
-    const docs = positionals.flatMap((file) => {
-      try {
-        // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
-        return readDocuments(file, (message) => {
-          err(message);
-          rejected++;
-        });
-      } catch (e) {
-        err(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
+    const docs = readAllDocuments(
+      positionals,
+      // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
+      (message) => {
+        err(message);
+        rejected++;
+      },
+      (message) => {
+        err(message);
         unreadable++;
-        return [];
-      }
-    });
+      },
+    ).flatMap((f) => f.docs);
     const progress = createProgress(docs.length, 'replay');
     for (const doc of docs) {
       const outcome = await rt.pipeline.ingestText(doc.text, { kind: 'auto', source: `replay:${doc.label}` });
@@ -245,6 +244,22 @@ function eventsOf(docs: readonly FileDocument[]): unknown[] {
 async function stream(args: string[], log: Logger): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { batch: { type: 'string', default: '100' } } });
   const size = intOption('batch', values.batch, 1);
+  // Every file is read before the store opens: a file that cannot be read is a usage error (exit 2, as
+  // for replay), and since stream writes to the configured store, a wrong command line writes nothing.
+  let empty = 0;
+  let unreadable = 0;
+  const files = readAllDocuments(
+    positionals,
+    (message) => {
+      err(message);
+      empty++;
+    },
+    (message) => {
+      err(message);
+      unreadable++;
+    },
+  );
+  if (unreadable > 0) return EXIT.usage;
   const rt = await createRuntime(process.env, { log });
   await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
@@ -253,14 +268,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
     require('../functions/index');
     const fn = registered.find((f) => f.name === 'alertStream');
     if (!fn) throw new Error('alertStream is not registered');
-    let empty = 0;
-    const events = positionals.flatMap((file) => {
-      const docs = readDocuments(file, (message) => {
-        err(message);
-        empty++;
-      });
-      return eventsOf(docs);
-    });
+    const events = files.flatMap((f) => eventsOf(f.docs));
     const progress = createProgress(events.length, 'stream');
     for (let i = 0; i < events.length; i += size) {
       const batch = events.slice(i, i + size);

@@ -9,7 +9,7 @@ import { type ExportRecord, publishRecords } from '../shared/eventhubs/publish';
 import type { Logger } from '../shared/log';
 import type { Runtime } from '../shared/runtime';
 import type { ParkedItem } from '../shared/store/port';
-import { readDocuments } from './documents';
+import { readAllDocuments } from './documents';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -66,11 +66,23 @@ export async function send(args: string[], log: Logger): Promise<number> {
   }
   const all: ExportRecord[] = [];
   let refused = 0;
-  for (const file of positionals) {
-    const docs = readDocuments(file, (message) => {
+  let unreadable = 0;
+  const files = readAllDocuments(
+    positionals,
+    (message) => {
       process.stderr.write(`${message}\n`);
       refused++;
-    }).map((d) => JSON.parse(d.text) as unknown);
+    },
+    (message) => {
+      process.stderr.write(`${message}\n`);
+      unreadable++;
+    },
+  );
+  // A file that cannot be read is a usage error (exit 2, as for replay), told before anything is
+  // sent: a wrong command line publishes nothing, so the corrected run does not send the rest twice.
+  if (unreadable > 0) return 2;
+  for (const { file, docs: fileDocs } of files) {
+    const docs = fileDocs.map((d) => JSON.parse(d.text) as unknown);
     for (const doc of docs) {
       const r = recordsOf(doc, file);
       all.push(...r.records);

@@ -1,5 +1,5 @@
 /**
- * GET /api/cases/{id}[?tenantId=…] — the latest TriageResult of a case, with current delivery
+ * GET|HEAD /api/cases/{id}[?tenantId=…] — the latest TriageResult of a case, with current delivery
  * status. Without `tenantId`, an id held by several tenants is answered 409 naming them (never one
  * tenant's case for another's id).
  */
@@ -22,4 +22,5 @@ export async function getCase(request: HttpRequest, context: InvocationContext):
   });
 }
 
-app.http('getCase', { methods: ['GET'], route: 'cases/{id}', authLevel: 'function', handler: getCase });
+// HEAD as well as GET, as every GET route: Azure's Functions host does not derive it from GET (see health.ts).
+app.http('getCase', { methods: ['GET', 'HEAD'], route: 'cases/{id}', authLevel: 'function', handler: getCase });

@@ -1,4 +1,4 @@
-/** GET /api/health — anonymous liveness: the runtime starts and the store answers. */
+/** GET|HEAD /api/health — anonymous liveness: the runtime starts and the store answers. */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { storeAnswers } from '../shared/http/health';
 import { getRuntime } from '../shared/runtime';
@@ -14,4 +14,6 @@ export async function health(_request: HttpRequest, context: InvocationContext):
   });
 }
 
-app.http('health', { methods: ['GET'], route: 'health', authLevel: 'anonymous', handler: health });
+// HEAD too (probes send it): Azure's Functions host does not derive HEAD from GET and would answer it 404,
+// where `triage serve` answers it like GET; listed here, both answer it, and the host sends no body to HEAD.
+app.http('health', { methods: ['GET', 'HEAD'], route: 'health', authLevel: 'anonymous', handler: health });

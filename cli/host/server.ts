@@ -93,7 +93,10 @@ function compileRoute(fn: RegisteredFunction): Route | undefined {
       return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     })
     .join('/');
-  const methods = ((t.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
+  const declared = ((t.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
+  // HEAD wherever GET is (RFC 9110 §9.3.2: a general-purpose server supports both): answered by the GET handler,
+  // without the body. The Functions host in Azure does not derive HEAD from GET, so the app lists it as well.
+  const methods = declared.includes('GET') && !declared.includes('HEAD') ? [...declared, 'HEAD'] : declared;
   // Case-insensitive like the Functions host, whose routing (ASP.NET Core templates) ignores case in literal
   // segments; the capture groups still return the parameters (the case id) exactly as sent.
   return { fn, methods, pattern: new RegExp(`^/api/${source}/?$`, 'i'), params };
@@ -117,6 +120,10 @@ async function readAll(req: IncomingMessage, limit: number): Promise<Buffer | 't
   return size > limit ? 'too-large' : Buffer.concat(chunks);
 }
 
+/**
+ * Writes an answer. To HEAD, the status and headers of the same answer to GET, Content-Length included
+ * (the length of the body it would have sent), and no body.
+ */
 async function writeResponse(res: ServerResponse, out: HttpResponseInit | undefined): Promise<void> {
   const status = out?.status ?? 200;
   const headers = new Headers(out?.headers as ConstructorParameters<typeof Headers>[0]);
@@ -129,8 +136,11 @@ async function writeResponse(res: ServerResponse, out: HttpResponseInit | undefi
   headers.forEach((v, k) => {
     h[k] = v;
   });
+  // Set here, not left to Node: with the headers written first, Node would send a GET body chunked and no length to HEAD.
+  h['content-length'] = String(Buffer.byteLength(payload));
   res.writeHead(status, h);
-  res.end(payload);
+  if (res.req.method === 'HEAD') res.end();
+  else res.end(payload);
 }
 
 /** A running local host. */

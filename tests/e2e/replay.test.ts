@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, runCli, SAMPLES, scratch } from '../helpers/cli';
 
@@ -165,6 +165,32 @@ describe('triage stream --batch', () => {
     expect(r.status).toBe(1);
     expect(r.stderr.split('\n')).toContain(`${file}: empty`);
     expect(r.stderr).toContain('2 event(s) in 1 batch(es)');
+  });
+});
+
+describe('an input file that stream or send cannot read', () => {
+  it('makes stream exit 2 (usage), naming every such file, and stream nothing into the store', () => {
+    const dir = scratch();
+    const missing = join(dir, 'no-such.json');
+    const env = { SQLITE_FILE: join(dir, 'triage.db'), OUTBOX_FILE: '' };
+
+    const r = runCli(['stream', join(SAMPLES, 'eventhub-batch.json'), missing, dir], env);
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${missing}: cannot read: ENOENT`);
+    expect(r.stderr).toContain(`${dir}: cannot read: EISDIR`);
+    expect(r.stderr).not.toContain('event(s) in');
+    expect(existsSync(env.SQLITE_FILE)).toBe(false); // the store was never opened
+  });
+
+  it('makes send exit 2 (usage), naming the file, before it connects to the Event Hub', () => {
+    const missing = join(scratch(), 'no-such.json');
+
+    const r = runCli(['send', join(SAMPLES, 'securityalert-records.json'), missing, '--eventhub', 'ns.invalid/hub']);
+
+    expect(r.status).toBe(2);
+    expect(r.stderr).toContain(`${missing}: cannot read: ENOENT`);
+    expect(r.stderr).not.toContain('sent ');
   });
 });
 

@@ -180,10 +180,38 @@ describe('triage serve at its edges', () => {
     // Assert
     expect(del.status).toBe(405);
     expect(delBody.error.name).toBe('MethodNotAllowed');
-    expect(del.headers.get('allow')).toBe('GET');
+    expect(del.headers.get('allow')).toBe('GET, HEAD');
     expect(get.status).toBe(405);
     expect(getBody.error.name).toBe('MethodNotAllowed');
     expect(get.headers.get('allow')).toBe('POST');
+  });
+
+  it("answers HEAD on a GET route like GET, with the GET body's Content-Length and no body", async () => {
+    // Act
+    const get = await raw(server.url, { path: '/api/cases/no-such-case' });
+    const head = await raw(server.url, { method: 'HEAD', path: '/api/cases/no-such-case' });
+    const health = await raw(server.url, { method: 'HEAD', path: '/api/health' });
+
+    // Assert
+    expect(get.status).toBe(404);
+    expect(head.status).toBe(get.status);
+    expect(head.headers['content-type']).toBe(get.headers['content-type']);
+    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(get.body)));
+    expect(get.headers['content-length']).toBe(head.headers['content-length']);
+    expect(head.body).toBe('');
+    expect(health.status).toBe(200);
+    expect(Number(health.headers['content-length'])).toBeGreaterThan(0);
+    expect(health.body).toBe('');
+  });
+
+  it('answers HEAD on a POST-only route 405, without a body, naming the allowed method', async () => {
+    // Act
+    const head = await raw(server.url, { method: 'HEAD', path: '/api/incidents' });
+
+    // Assert
+    expect(head.status).toBe(405);
+    expect(head.headers.allow).toBe('POST');
+    expect(head.body).toBe('');
   });
 
   it('refuses a SERVE_DRAIN_MS that is not a number of milliseconds, naming it', () => {

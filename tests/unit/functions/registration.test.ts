@@ -25,13 +25,21 @@ describe('Function app registrations (recorded by the @azure/functions-core stan
   it.each([
     ['incidentWebhook', 'incidents', ['POST'], 'function'],
     ['alertWebhook', 'alerts', ['POST'], 'function'],
-    ['getCase', 'cases/{id}', ['GET'], 'function'],
-    ['health', 'health', ['GET'], 'anonymous'],
+    ['getCase', 'cases/{id}', ['GET', 'HEAD'], 'function'],
+    ['health', 'health', ['GET', 'HEAD'], 'anonymous'],
   ])('%s is an HTTP trigger on /api/%s %j with auth level %s', (name, route, methods, authLevel) => {
     const t = triggerOf(byName(name));
 
     expect(t).toMatchObject({ type: 'httpTrigger', direction: 'in', route, methods, authLevel });
     expect(Object.values(byName(name).bindings).some((b) => b.type === 'http' && b.direction === 'out')).toBe(true);
+  });
+
+  it('lists HEAD on every HTTP trigger that allows GET, since Azure does not derive it and `triage serve` does', () => {
+    const http = registered.map(triggerOf).filter((t) => t.type === 'httpTrigger');
+    const methods = http.map((t) => ((t.methods as string[] | undefined) ?? []).map((m) => m.toUpperCase()));
+
+    expect(methods.filter((m) => m.includes('GET'))).not.toEqual([]);
+    for (const m of methods) expect(m.includes('HEAD')).toBe(m.includes('GET'));
   });
 
   it('alertStream is an Event Hub trigger, cardinality many, settings by name, with infinite exponential retry', () => {
