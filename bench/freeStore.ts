@@ -95,14 +95,24 @@ export function createFreeStore(): Store {
       });
     },
     async listNotifications(filter): Promise<NotificationRecord[]> {
+      const cutoffs = filter.due?.createdBy;
+      // As SQLite: a canonical createdAt is compared as text against the cut-off of its attempts; any other is due.
+      const due = (n: NotificationRecord): boolean => {
+        if (cutoffs === undefined || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(n.createdAt)) return true;
+        const cutoff = cutoffs[Math.min(Math.max(n.attempts, 0), cutoffs.length - 1)];
+        return cutoff !== undefined && compare(n.createdAt, cutoff) <= 0;
+      };
+      const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
       return [...outbox.values()]
         .filter(
           (n) =>
             (filter.tenantId === undefined || n.tenantId === filter.tenantId) &&
             (filter.caseId === undefined || n.caseId === filter.caseId) &&
-            (filter.status === undefined || n.status === filter.status),
+            (filter.status === undefined || n.status === filter.status) &&
+            due(n),
         )
-        .sort((a, b) => compare(a.createdAt, b.createdAt) || compare(a.key, b.key)); // oldest first, as SQLite
+        .sort((a, b) => compare(a.createdAt, b.createdAt) || compare(a.key, b.key)) // oldest first, as SQLite
+        .slice(0, limit);
     },
     async park(item: ParkedItem): Promise<void> {
       if (!parked.has(item.id)) parked.set(item.id, item);

@@ -11,9 +11,15 @@
  * channels get the key for their own de-duplication (PagerDuty `dedup_key`, Teams/Graph message ids in
  * their own issue).
  *
+ * A claim is renewed while its send is in flight (a heartbeat), so a slow send is never taken over
+ * mid-send; a send gets at most 45 s, then counts as a failed attempt, its claim kept to expiry in case the
+ * channel still delivers it.
+ *
  * A failed send stays `queued` and is due again after an exponential backoff counted from `createdAt`
  * (`nextAttemptAt`); after `maxAttempts` it becomes `failed`. What is due is sent by `drain`, which runs
- * every minute (the `outboxDrain` timer function; `startDrainLoop` in `triage serve`).
+ * every minute (the `outboxDrain` timer function; `startDrainLoop` in `triage serve`) and asks the store
+ * for due entries only (`dueCutoffs`), at most 500. A redelivery of the alert sends a first attempt at
+ * once, but a retry only once it is due.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { appendFileSync, closeSync, fstatSync, mkdirSync, openSync, readSync } from 'node:fs';
@@ -27,7 +33,12 @@ import { withRetry } from '../store/retry';
 
 /** Delivers one outbox record to its channel. Throws on failure. */
 export interface ChannelSender {
-  send(n: NotificationRecord): Promise<void>;
+  /**
+   * Sends `n`. `signal` is aborted when the dispatcher stops waiting for this send (its deadline passed,
+   * or its claim was taken over): a channel that can stops then (e.g. passes it to `fetch`), so a send
+   * given up as failed is less likely to arrive anyway.
+   */
+  send(n: NotificationRecord, signal?: AbortSignal): Promise<void>;
 }
 
 /** How much of an existing file the JSON-lines channel reads for the keys already in it. */
@@ -138,6 +149,18 @@ const CLAIM_MS = 120_000;
  * another worker take it over and send it too. Half the claim leaves a send and its mark the other half.
  */
 const RENEW_AFTER_MS = CLAIM_MS / 2;
+/**
+ * While a send is in flight its claim is renewed this often (a third of the claim's life, so one renewal the
+ * store refuses still leaves the next one time), so a slow send is never taken over mid-send.
+ */
+const HEARTBEAT_MS = CLAIM_MS / 3;
+/**
+ * Longest wait for one send: shorter than the life its claim has left when the send starts (at least
+ * CLAIM_MS − RENEW_AFTER_MS, see holdClaim), with room for the mark, so the claim cannot lapse before the
+ * send is settled even if no heartbeat reaches the store. A channel that hangs thus costs an attempt, not
+ * the record.
+ */
+const SEND_TIMEOUT_MS = 45_000;
 
 /** Lease id of an outbox record: the key may hold characters Cosmos ids cannot. */
 export function claimId(key: string): string {
@@ -166,16 +189,32 @@ export const OUTBOX_RETRY: OutboxRetryPolicy = { baseMs: 30_000, maxGapMs: 3_600
  * Counted from `createdAt` because the outbox keeps no time of the last attempt. Pure.
  */
 export function nextAttemptAt(n: Pick<NotificationRecord, 'createdAt' | 'attempts'>, policy: OutboxRetryPolicy = OUTBOX_RETRY): number {
+  return Date.parse(n.createdAt) + waitAfter(n.attempts, policy);
+}
+
+/** The waits after `attempts` attempts, added up (see nextAttemptAt). */
+function waitAfter(attempts: number, policy: OutboxRetryPolicy): number {
   let wait = 0;
-  for (let k = 0; k < n.attempts; k++) {
+  for (let k = 0; k < attempts; k++) {
     const gap = policy.baseMs * 2 ** k;
     if (gap >= policy.maxGapMs) {
-      wait += (n.attempts - k) * policy.maxGapMs;
+      wait += (attempts - k) * policy.maxGapMs;
       break;
     }
     wait += gap;
   }
-  return Date.parse(n.createdAt) + wait;
+  return wait;
+}
+
+/**
+ * The store's `due` cut-offs at `now` (listNotifications): entry i is `now − wait(i)`, the latest createdAt
+ * at which an entry with i attempts is due, for i = 0 … maxAttempts. An entry is due when
+ * `createdAt + wait(attempts) ≤ now`, that is `createdAt ≤ now − wait(attempts)`, so the store compares
+ * createdAt with a constant and needs no due-time column. An entry with more attempts than that (left by a
+ * policy that allowed more) gets the last cut-off: listed early, held back by isDue. Pure.
+ */
+export function dueCutoffs(now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY): string[] {
+  return Array.from({ length: policy.maxAttempts + 1 }, (_, i) => new Date(now.getTime() - waitAfter(i, policy)).toISOString());
 }
 
 /** Whether an entry may be attempted at `now`. An unreadable `createdAt` counts as due, so it is never stranded. Pure. */
@@ -192,7 +231,11 @@ export interface DeliverOptions {
    * record is read again once claimed, and sent only while still `queued`.
    */
   readonly fresh?: boolean | ReadonlySet<string>;
-  /** Send only the records that are due (`isDue`) by the read after the claim (drains). */
+  /**
+   * Send a first attempt only once due too (drains). Without it a first attempt (`attempts` 0) is sent at
+   * once; a retry (`attempts` > 0) is always sent only when due (`isDue`), so a redelivery of the alert does
+   * not cut a failed entry's backoff short.
+   */
   readonly onlyDue?: boolean;
 }
 
@@ -205,7 +248,30 @@ export interface DispatcherOptions {
   readonly retry?: OutboxRetryPolicy;
   /** Waits between attempts at recording a send (default: setTimeout); injected by tests. */
   readonly sleep?: (ms: number) => Promise<void>;
+  /**
+   * Starts a one-shot timer and returns its cancel: the heartbeat and the deadline of a send (default: an
+   * unref'd setTimeout, so neither keeps the process alive); injected by tests.
+   */
+  readonly setTimer?: (ms: number, fn: () => void) => () => void;
 }
+
+/** Default DispatcherOptions.setTimer. */
+function unrefTimer(ms: number, fn: () => void): () => void {
+  const t = setTimeout(fn, ms);
+  t.unref();
+  return () => clearTimeout(t);
+}
+
+/** What became of one send (sendHeld). */
+type SendOutcome =
+  /** The channel took it. */
+  | { readonly kind: 'sent' }
+  /** The channel refused it. */
+  | { readonly kind: 'failed'; readonly err: unknown }
+  /** No answer by the deadline: it may still arrive; `late` settles when the channel answers after all. */
+  | { readonly kind: 'timed-out'; readonly late: Promise<void> }
+  /** Another worker took the claim over during the send (this process stalled past its expiry): the record is theirs. */
+  | { readonly kind: 'lost' };
 
 /** Drain batch bound: one drain sends at most this many entries (the next run takes the rest). */
 const DRAIN_LIMIT = 500;
@@ -234,6 +300,7 @@ export class OutboxDispatcher {
   private readonly ownerBase = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   private calls = 0;
   private readonly retry: OutboxRetryPolicy;
+  private readonly setTimer: (ms: number, fn: () => void) => () => void;
 
   /** Creates a dispatcher. */
   constructor(
@@ -244,6 +311,7 @@ export class OutboxDispatcher {
     private readonly options: DispatcherOptions = {},
   ) {
     this.retry = options.retry ?? OUTBOX_RETRY;
+    this.setTimer = options.setTimer ?? unrefTimer;
   }
 
   /**
@@ -252,7 +320,9 @@ export class OutboxDispatcher {
    * send. The outcomes are not grouped on purpose: a crash between a send and its record may repeat
    * that one notification, never a whole batch of them. Behind slow sends, a claim older than half its
    * life is renewed before its record is sent (and the record read again); a record another worker took
-   * over meanwhile is left to it, returned as seen. Returns one record per key, as it now stands.
+   * over meanwhile is left to it, returned as seen. During a send its claim is renewed every 40 s, and a
+   * send is given up after 45 s (sendHeld). A record that failed before is sent only once due (`isDue`):
+   * others are returned as seen, unclaimed. Returns one record per key, as it now stands.
    * A store error stops the delivery (it throws); the claims of the records not sent are given back.
    */
   async deliver(records: readonly NotificationRecord[], options: DeliverOptions = {}): Promise<NotificationRecord[]> {
@@ -271,6 +341,7 @@ export class OutboxDispatcher {
     const expiresAt = new Date(now.getTime() + CLAIM_MS).toISOString();
     const { fresh } = options;
     const isFresh = (key: string): boolean => fresh === true || (typeof fresh === 'object' && fresh.has(key));
+    const mayAttempt = (n: NotificationRecord): boolean => (n.attempts === 0 && !options.onlyDue) || isDue(n, now, this.retry);
     // The same alert twice in one batch hands over its entries twice. A view that is no longer
     // `queued` wins: status never goes back to `queued`.
     const unique = new Map<string, NotificationRecord>();
@@ -284,7 +355,8 @@ export class OutboxDispatcher {
     const claimAll = async (): Promise<Set<string>> => {
       const mine = new Set<string>();
       for (const n of unique.values()) {
-        if (n.status !== 'queued' || unrecorded.has(n.key)) continue;
+        // Not due by this view: a later one has as many attempts or more (or is settled), so not due either.
+        if (n.status !== 'queued' || unrecorded.has(n.key) || !mayAttempt(n)) continue;
         const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner, expiresAt };
         // Not acquired: another attempt is sending it right now.
         if ((await this.store.acquireLease(lease, now.toISOString())).acquired) mine.add(n.key);
@@ -323,14 +395,14 @@ export class OutboxDispatcher {
           out.push(n ?? seen);
           continue;
         }
-        if (options.onlyDue && !isDue(n, now, this.retry)) {
-          // Failed again by another attempt since it was listed: wait for its next turn.
+        if (!mayAttempt(n)) {
+          // Failed again by another attempt since it was read: wait for its next turn.
           await this.release(n, owner);
           open.delete(n.key);
           out.push(n);
           continue;
         }
-        const done = await this.sendOne(n, owner);
+        const done = await this.sendOne(n, owner, () => open.delete(n.key));
         if (done.status === 'sent') sent++;
         out.push(done);
         open.delete(n.key);
@@ -346,12 +418,20 @@ export class OutboxDispatcher {
 
   /**
    * Sends what is due (a first attempt a crash or an outage interrupted, a retry after a failed send),
-   * at most 500 entries per call; returns how many were sent.
+   * at most 500 entries per call, oldest first; returns how many were sent. The store answers with the due
+   * entries only (`dueCutoffs`) and at most 500 of them: a backlog waiting out its backoff during a long
+   * channel outage is neither read every minute nor in the way of the entries that are due.
    */
   async drain(filter: { tenantId?: string; caseId?: string } = {}): Promise<number> {
     const now = this.clock();
-    const queued = await this.store.listNotifications({ ...filter, status: 'queued' });
-    const due = queued.filter((n) => isDue(n, now, this.retry)).slice(0, DRAIN_LIMIT);
+    const listed = await this.store.listNotifications({
+      ...filter,
+      status: 'queued',
+      due: { createdBy: dueCutoffs(now, this.retry) },
+      limit: DRAIN_LIMIT,
+    });
+    // The store returns a createdAt that is not a canonical instant as due: isDue decides for those.
+    const due = listed.filter((n) => isDue(n, now, this.retry));
     if (due.length === 0) {
       // Nothing to send, but a refused mark may be written now.
       await this.recordUnrecorded();
@@ -367,10 +447,68 @@ export class OutboxDispatcher {
    * status must be read again), unless another owner holds it now (`lost`).
    */
   private async holdClaim(n: NotificationRecord, owner: string, takenAt: Date): Promise<'held' | 'renewed' | 'lost'> {
+    if (this.clock().getTime() - takenAt.getTime() <= RENEW_AFTER_MS) return 'held';
+    return (await this.renewClaim(n, owner)) ? 'renewed' : 'lost';
+  }
+
+  /** Extends the claim on `n` to a whole CLAIM_MS from now under the same owner; false when another owner holds it. */
+  private async renewClaim(n: NotificationRecord, owner: string): Promise<boolean> {
     const at = this.clock();
-    if (at.getTime() - takenAt.getTime() <= RENEW_AFTER_MS) return 'held';
     const lease = { tenantId: n.tenantId, caseId: claimId(n.key), owner, expiresAt: new Date(at.getTime() + CLAIM_MS).toISOString() };
-    return (await this.store.acquireLease(lease, at.toISOString())).acquired ? 'renewed' : 'lost';
+    return (await this.store.acquireLease(lease, at.toISOString())).acquired;
+  }
+
+  /**
+   * Sends `n` under its claim: renews the claim every HEARTBEAT_MS while the send is in flight, and stops
+   * waiting after SEND_TIMEOUT_MS (aborting the channel's signal). No renewal outlives the call: the timers
+   * are cancelled and a renewal in progress is awaited before it returns. A renewal the store refuses is
+   * logged and tried again at the next beat (the deadline keeps the send inside the claim's life anyway).
+   */
+  private async sendHeld(n: NotificationRecord, owner: string): Promise<SendOutcome> {
+    const abort = new AbortController();
+    const ctx = { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel };
+    let settled = false;
+    let lost = false;
+    let renewing: Promise<void> = Promise.resolve();
+    let cancelBeat = (): void => undefined;
+    const beat = (): void => {
+      cancelBeat = this.setTimer(HEARTBEAT_MS, () => {
+        renewing = this.renewClaim(n, owner).then(
+          (held) => {
+            if (settled) return;
+            if (held) return beat();
+            // Taken over: this process stalled past the claim's expiry. The new owner sends it; stop ours if the channel can.
+            lost = true;
+            this.log.warn('notification.claim.lost', ctx);
+            abort.abort(new DOMException('the claim was taken over by another delivery', 'AbortError'));
+          },
+          (err: unknown) => {
+            this.log.warn('notification.claim.renew.failed', { ...ctx, err });
+            if (!settled) beat();
+          },
+        );
+      });
+    };
+    let cancelDeadline = (): void => undefined;
+    const deadline = new Promise<'timed-out'>((resolve) => {
+      cancelDeadline = this.setTimer(SEND_TIMEOUT_MS, () => resolve('timed-out'));
+    });
+    beat();
+    // A sender that throws instead of rejecting fails the same way.
+    const send = (async () => this.sender.send(n, abort.signal))();
+    try {
+      const first = await Promise.race([send.then(() => 'sent' as const), deadline]);
+      if (first === 'sent') return { kind: 'sent' };
+      abort.abort(new DOMException('the send deadline passed', 'TimeoutError'));
+      return lost ? { kind: 'lost' } : { kind: 'timed-out', late: send };
+    } catch (err) {
+      return lost ? { kind: 'lost' } : { kind: 'failed', err };
+    } finally {
+      settled = true;
+      cancelBeat();
+      cancelDeadline();
+      await renewing;
+    }
   }
 
   /** This process's sends on this store whose `sent` mark is still to be written. */
@@ -406,8 +544,11 @@ export class OutboxDispatcher {
     return byKey;
   }
 
-  /** Sends one claimed, queued record and records the outcome. Throws only when a failure cannot be recorded. */
-  private async sendOne(n: NotificationRecord, owner: string): Promise<NotificationRecord> {
+  /**
+   * Sends one claimed, queued record and records the outcome. Throws only when a failure cannot be recorded.
+   * `keepClaim` is called when the claim must be kept to its expiry even if this throws (a send that may still arrive).
+   */
+  private async sendOne(n: NotificationRecord, owner: string, keepClaim: () => void): Promise<NotificationRecord> {
     const attempts = n.attempts + 1;
     if (n.payload === '') {
       // Nothing to say: the text is gone (Cosmos: its payload document expired before this entry
@@ -424,10 +565,32 @@ export class OutboxDispatcher {
       });
       return { ...n, status: 'failed', attempts, lastError };
     }
-    try {
-      await this.sender.send(n);
-    } catch (err) {
-      return this.recordFailure(n, attempts, err, owner);
+    const outcome = await this.sendHeld(n, owner);
+    switch (outcome.kind) {
+      case 'sent':
+        break;
+      case 'failed':
+        return this.recordFailure(n, attempts, outcome.err, owner);
+      case 'timed-out': {
+        // Counted as a failed attempt (with its backoff), but the claim is kept to its expiry, not given
+        // back, even if this delivery stops: the channel may still deliver it, and no retry may start
+        // meanwhile. If it does answer in this process, the send is recorded after all, once the failure
+        // mark is written (the sent mark then replaces it).
+        keepClaim();
+        const timeout = new DOMException(`no answer from the channel within ${SEND_TIMEOUT_MS / 1000} s`, 'TimeoutError');
+        const failing = this.recordFailure(n, attempts, timeout, owner, { keepClaim: true });
+        void Promise.allSettled([failing, outcome.late]).then(([, late]) =>
+          late.status === 'fulfilled' ? this.recordLateSend(n, attempts) : undefined,
+        );
+        return failing;
+      }
+      case 'lost':
+        // The new owner settles it (a send of ours that went through anyway is the crash case): no mark, no release.
+        return n;
+      default: {
+        const never: never = outcome;
+        return never;
+      }
     }
     // Sent: from here on nothing may count it as a failed send (that would release the claim and send it again).
     const sentAt = this.clock().toISOString();
@@ -460,8 +623,34 @@ export class OutboxDispatcher {
     }
   }
 
-  /** Records a failed send: queued for a later attempt, or `failed` once out of attempts; then gives the claim back. */
-  private async recordFailure(n: NotificationRecord, attempts: number, err: unknown, owner: string): Promise<NotificationRecord> {
+  /** Records a send that answered after its deadline, once its failure was recorded; never throws (nobody awaits it). */
+  private async recordLateSend(n: NotificationRecord, attempts: number): Promise<void> {
+    try {
+      if (await this.recordSent(n, this.clock().toISOString(), attempts)) {
+        this.log.info('notification.sent.late', {
+          tenantId: n.tenantId,
+          caseId: n.caseId,
+          step: 'notify',
+          kind: n.kind,
+          channel: n.channel,
+        });
+      }
+    } catch (err) {
+      this.log.error('notification.sent.unrecorded', { ...claimContext(n, err), attempts });
+    }
+  }
+
+  /**
+   * Records a failed send: queued for a later attempt, or `failed` once out of attempts; then gives the claim
+   * back, unless `keepClaim` (a send that may still arrive).
+   */
+  private async recordFailure(
+    n: NotificationRecord,
+    attempts: number,
+    err: unknown,
+    owner: string,
+    options: { keepClaim?: boolean } = {},
+  ): Promise<NotificationRecord> {
     const lastError = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     const ctx = { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel };
     let result: NotificationRecord;
@@ -476,7 +665,7 @@ export class OutboxDispatcher {
     }
     // The next attempt (any worker) may take it when due; after a success the claim is kept until it
     // expires instead, so an attempt holding a stale "queued" view of a fresh record cannot send it again.
-    await this.release(n, owner);
+    if (!options.keepClaim) await this.release(n, owner);
     return result;
   }
 

@@ -26,6 +26,14 @@
  *   each other, the one whose re-check runs after the other's commit revises itself; only when
  *   both re-checks read before either revision commits do both revise. A case whose re-check
  *   failed, or never ran (a crash right after the commit), keeps its first verdict.
+ * - Across processes on one SQLite file the lock does not reach: there the look-up's answer tells,
+ *   from the log positions the store follows anyway, whether another process committed correlation
+ *   rows between the look-up and this case's commit (`othersCommittedSince`). Only such a case is
+ *   re-checked, as above, with no setting and at no cost to a process alone. The reasoning holds as
+ *   for Cosmos: SQLite commits one writer at a time, so of two cases that missed each other the one
+ *   committed second is told and revises itself (the first is told only if it learns of the second
+ *   before asking, and then finds it listed, or both revise as above); its re-check reads the other
+ *   process's rows (the store catches its index up from the log before answering).
  */
 import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { relatedQuery } from '../correlation/plan';
@@ -39,7 +47,7 @@ import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hour
 import type { OutboxDispatcher } from '../notify/outbox';
 import { planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
-import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
+import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, RelatedResult, Store } from '../store/port';
 import { withRetry } from '../store/retry';
 import type { Brain, Classification, CorrelationPlan } from './brain';
 import { fitParkedBody, parkId, rawAt } from './park';
@@ -91,7 +99,8 @@ export interface PipelineDeps {
    * Look a case's related cases up again after its commit, and revise the case when a case another
    * instance committed meanwhile did not see it and the verdict changes (see the module comment). Applies only to stores
    * that do not order look-ups and writes themselves (not `appliesWritesOnCall`: Cosmos). Off by
-   * default: it costs one more store query per case (`CORRELATION_RECHECK`).
+   * default: it costs one more store query per case (`CORRELATION_RECHECK`). SQLite needs no setting: its
+   * answers tell when another process committed meanwhile, and only then is the case re-checked.
    */
   readonly recheckAfterCommit?: boolean;
 }
@@ -127,7 +136,10 @@ const RECHECK_READS = 10;
 interface Mode {
   /** Hold the process-wide look-up → write lock (see lookupAndWrite). */
   readonly ordered: boolean;
-  /** Look the related cases up again after the commit (see recheckRelated). */
+  /**
+   * Look the related cases up again after every commit (see recheckRelated); without it, only after a
+   * commit the look-up's answer says other writers committed before (see recheckDue).
+   */
   readonly recheck: boolean;
 }
 
@@ -139,6 +151,8 @@ interface Judgement {
   readonly sightings: EntitySighting[];
   /** Keys the store found at or over the infrastructure bound (no rows read). */
   readonly saturated: string[];
+  /** The look-up's answer (none without keys), asked after the commit whether other writers committed meanwhile (see recheckDue). */
+  readonly answer?: RelatedResult;
 }
 
 /** The triage pipeline. One instance per process; safe for concurrent calls. */
@@ -322,7 +336,7 @@ export class Pipeline {
       }
       if (outbox.length > 0) defer(saved, outbox);
       clog.info('case.triaged', { step: 'persist', revision: saved.revision, severity: saved.result.severity });
-      if (mode.recheck) saved = await this.recheckRelated(c, saved, judgement, defer);
+      if (recheckDue(mode, judgement)) saved = await this.recheckRelated(c, saved, judgement, defer);
       return { status: existing ? 'revised' : 'triaged', caseId: c.caseId, tenantId: c.tenantId, result: saved.result };
     }
     throw new ConcurrencyConflictError(`case ${c.caseId}: too many concurrent updates`);
@@ -424,8 +438,8 @@ export class Pipeline {
     const cls = this.deps.brain.classify(c, policy);
     const plan = this.deps.brain.planCorrelation(c, cls, policy);
     if (plan.keys.length === 0) return { sightings: [], saturated: [], policy, cls, plan };
-    const { sightings, saturated } = await this.deps.store.findRelated(relatedQuery(c, plan));
-    return { sightings, saturated, policy, cls, plan };
+    const answer = await this.deps.store.findRelated(relatedQuery(c, plan));
+    return { sightings: answer.sightings, saturated: answer.saturated, policy, cls, plan, answer };
   }
 
   /** Pure part: classify, correlate, score, plan notifications. `why` explains a revision made without new input. */
@@ -595,6 +609,17 @@ export function mergeOutbox(result: TriageResult, records: readonly Notification
 
 function toRef(n: NotificationRecord): NotificationRef {
   return { channel: n.channel, to: n.recipient, kind: n.kind, at: n.sentAt ?? n.createdAt, status: n.status };
+}
+
+/**
+ * Whether to look a just-committed case's related cases up again: after every commit with `mode.recheck`
+ * (Cosmos with CORRELATION_RECHECK); otherwise when its look-up's answer says another writer committed
+ * correlation rows since it was read (SQLite with another process on the file), for a case committed
+ * meanwhile may have missed this one as this one missed it. Asked of the answer, from memory: a process
+ * alone pays nothing.
+ */
+function recheckDue(mode: Mode, judgement: Judgement): boolean {
+  return mode.recheck || judgement.answer?.othersCommittedSince?.() === true;
 }
 
 /** Whether a re-judged result says something the stored one did not (worth a revision). */

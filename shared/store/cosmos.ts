@@ -8,7 +8,9 @@
  *   can commit a case revision with its correlation index and its outbox entries:
  *   - `docType: 'case'`      id `case:<caseId>`: the latest revision (case + result); `_etag` is the
  *                            CaseRecord etag. It also lists the ids of its sighting and outbox
- *                            documents, so a re-put knows what to delete without a query. When
+ *                            documents, so a re-put knows what to delete without a query (and,
+ *                            until a revision written in several batches is finished, `indexTodo`:
+ *                            the index rows it still owes, see Limits). When
  *                            `result.firstReport` is one of the outbox payloads of the put, it is
  *                            stored as '' (the key stays in place, so reads keep the key order) and
  *                            `reportPayloadId` names the payload document holding the text.
@@ -82,11 +84,37 @@
  * in Azure the containers come from Bicep with the partition keys, TTL and indexing above.
  *
  * Limits: one tenant's partition holds at most 20 GB (cases × retention); TransactionalBatch holds at
- * most 100 operations and 2 MB, so a case with more than 99 index/outbox operations is committed in
- * several batches: the first carries the case and the etag check, its payloads (the report first)
- * and its outbox entries; index rows fill the rest. An outbox document is never committed before its
- * payload, and a later batch that fails loses index rows (fewer correlations for that case), never a
- * notification: the redelivery finds the case a duplicate with its entries queued, and delivers them.
+ * most 100 operations and 2 MB. The first batch of a revision carries the case and the etag check,
+ * its payloads (the report first) and its outbox entries, so a notification without its case or a
+ * case without its notifications never exists (a case whose outbox would not fit is refused before
+ * anything is written); index operations (deletes of the previous revision's rows, then this
+ * revision's rows) fill the rest.
+ *
+ * A revision with more index operations than that batch holds (≈ 99) owes the rest: the case
+ * document the first batch commits lists them in `indexTodo` (ids to delete, rows to write). Each
+ * later batch also replaces the case document, IfMatch the etag the batch before returned, with the
+ * to-do shrunk by what this batch does; the last drops it. Every batch is atomic on Azure, so at any
+ * moment the case document names every index row that may disagree with it. A batch that fails
+ * fails the put with StoreUnavailableError (the delivery is redelivered; the revision and its outbox
+ * are committed already): the redelivery's getCase finishes the to-do before it answers (then it
+ * finds a duplicate with its entries queued, and delivers them; a getCase whose repair fails still
+ * answers, trying each batch once, and leaves the to-do to the next read), and a newer revision
+ * written on top deletes the rows still owed with its own stale ones. Until one of those, findRelated
+ * can still find the case under a key it no longer has, or miss it under a new one: a case nothing
+ * reads or writes again keeps them until its TTL. A later batch meeting a
+ * changed case document (412: another reader finished it, a newer revision took it over, or a retried
+ * batch whose answer was lost had committed) stops, and the put reads the document back as getCase
+ * does, finishing what is still owed.
+ * Rejected designs: writing the case document last, after the index batches, leaves those batches
+ * without the etag check (a writer losing the race would leave its rows, or delete the winner's, for
+ * good) and records nowhere what a failed attempt wrote, so only an identical redo would remove it
+ * (one that never comes, or comes with other keys because a newer revision arrived first, leaves it
+ * for good); its deletes would also hide the stored revision under keys it still has. Index rows
+ * stamped with the revision that wrote them would need each related case's revision in findRelated:
+ * one more read per case found.
+ * Cost: a revision that fits one batch (the common case) is written exactly as before: one batch,
+ * same bytes. A larger one takes 99 index operations per later batch plus the case document again
+ * (its bytes and the shrinking to-do, ≈ 120 B per owed row); a getCase finding a to-do pays its batches.
  */
 import { createHash } from 'node:crypto';
 import { Agent as HttpsAgent } from 'node:https';
@@ -217,6 +245,7 @@ const CASES_INDEXING: IndexingPolicy = {
     { path: '/reportPayloadId/?' },
     { path: '/sightingIds/*' },
     { path: '/outboxIds/*' },
+    { path: '/indexTodo/*' },
     { path: '/"_etag"/?' },
   ],
 };
@@ -396,6 +425,8 @@ interface CaseDoc {
   reportPayloadId?: string;
   sightingIds: string[];
   outboxIds: string[];
+  /** Index work of a revision written in several batches not done yet (see the header, Limits). */
+  indexTodo?: IndexTodo;
   ttl?: number;
   _etag?: string;
 }
@@ -416,6 +447,18 @@ interface SightingDoc {
   playbook: string;
   severity: Severity;
 }
+
+/** An index row as a case document's to-do keeps it: its id and the rest follow from the case. */
+type SightingRow = Omit<SightingDoc, 'caseId'>;
+
+/** The index rows a case document still owes: rows to delete (by id), then rows to write. */
+interface IndexTodo {
+  readonly delete: readonly string[];
+  readonly upsert: readonly SightingRow[];
+}
+
+/** One index operation of a put: delete a stale row or write one of the revision's rows. */
+type IndexOp = { readonly kind: 'delete'; readonly id: string } | { readonly kind: 'upsert'; readonly row: SightingRow };
 
 interface LeaseDoc {
   id: string;
@@ -440,6 +483,10 @@ interface BatchOp {
 }
 
 const KNOWN_MAX = 10_000;
+/** Times a getCase re-reads a case document whose to-do someone else changed under it before answering as read. */
+const SETTLE_ROUNDS = 3;
+/** Attempts per batch of a to-do finished by a read (see readSettled). */
+const REPAIR_ATTEMPTS = 1;
 const LEASE_TTL_GRACE_S = 60;
 const BATCH_MAX = 100;
 const PARKED_DEFAULT_LIMIT = 1000;
@@ -522,6 +569,68 @@ function outboxDoc(n: NotificationRecord, payloadId: string, ttlField: { ttl?: n
   return asJson({ id: outboxDocId(n.key), docType: 'outbox', ...rest, payloadId, ...ttlField });
 }
 
+/** The index row document of a case (same id for the same case, key and instant, so a rewrite replaces it). */
+function sightingDoc(tenantId: string, caseId: string, row: SightingRow, ttlField: { ttl?: number }): JSONObject {
+  return asJson({
+    id: sightingDocId(caseId, row.entityKey, row.detectedAt),
+    docType: 'sighting',
+    tenantId,
+    caseId,
+    entityKey: row.entityKey,
+    detectedAt: row.detectedAt,
+    phases: row.phases,
+    playbook: row.playbook,
+    severity: row.severity,
+    ...ttlField,
+  });
+}
+
+/** The batch operation doing `op`. A delete of a row already gone answers 404, which commit() accepts. */
+function indexBatchOp(tenantId: string, caseId: string, op: IndexOp, ttlField: { ttl?: number }): BatchOp {
+  switch (op.kind) {
+    case 'delete':
+      return { role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id: op.id }) };
+    case 'upsert': {
+      const doc = sightingDoc(tenantId, caseId, op.row, ttlField);
+      return { role: 'sighting', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: doc }) };
+    }
+    default: {
+      const never: never = op;
+      return never;
+    }
+  }
+}
+
+/** `ops` as a case document stores them (deletes and writes keep their order: deletes come first). */
+function todoOf(ops: readonly IndexOp[]): IndexTodo {
+  const todo = { delete: [] as string[], upsert: [] as SightingRow[] };
+  for (const op of ops) {
+    if (op.kind === 'delete') todo.delete.push(op.id);
+    else todo.upsert.push(op.row);
+  }
+  return todo;
+}
+
+/** The operations a stored to-do stands for, deletes first. */
+function opsOf(todo: IndexTodo): IndexOp[] {
+  return [
+    ...(todo.delete ?? []).map((id): IndexOp => ({ kind: 'delete', id })),
+    ...(todo.upsert ?? []).map((row): IndexOp => ({ kind: 'upsert', row })),
+  ];
+}
+
+/** Every index row a stored revision may have: its own, and those it still owes a delete. */
+function indexRowIds(doc: CaseDoc): string[] {
+  return [...(doc.sightingIds ?? []), ...(doc.indexTodo?.delete ?? [])];
+}
+
+/** A case document as read, without its system properties and its to-do: the body a replace writes back. */
+function caseBody(doc: CaseDoc): CaseDoc {
+  const body: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc)) if (!k.startsWith('_') && k !== 'indexTodo') body[k] = v;
+  return body as unknown as CaseDoc;
+}
+
 /** The Cosmos DB Store. Create it with openCosmosStore. */
 export class CosmosStore implements Store {
   /** etag-keyed knowledge of stored cases (from getCase / putCase), so a revision write needs no extra read. */
@@ -545,8 +654,10 @@ export class CosmosStore implements Store {
     private readonly ownsClient: boolean,
   ) {}
 
-  private call<T>(op: string, fn: () => Promise<T>): Promise<T> {
-    return withRetry(fn, retryPolicy(op, this.options.retry, this.log));
+  /** `fn` under the retry policy; `attempts` overrides the configured number (a repair on a read tries once). */
+  private call<T>(op: string, fn: () => Promise<T>, attempts?: number): Promise<T> {
+    const tuning = attempts === undefined ? this.options.retry : { ...this.options.retry, attempts };
+    return withRetry(fn, retryPolicy(op, tuning, this.log));
   }
 
   private ttlFor(tenantId: string): number | undefined {
@@ -557,10 +668,77 @@ export class CosmosStore implements Store {
     this.known.set(`${tenantId}\u0000${caseId}`, known);
   }
 
-  /** @inheritdoc */
+  /**
+   * One point read. A case document that still owes index rows (a write in several batches that
+   * failed part-way, see the header) is finished first: this is the read a redelivery dedupes with,
+   * and it answers a duplicate, so nothing else would finish it.
+   */
   async getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined> {
-    const doc = await this.readCaseDoc(tenantId, caseId);
+    const doc = await this.readSettled(tenantId, caseId);
     return doc ? this.toRecord(doc) : undefined;
+  }
+
+  /**
+   * Reads a case document and does the index work it still owes, if any. Another writer changing
+   * it meanwhile (412: a newer revision took the work over, or another reader did it) means a
+   * re-read; after SETTLE_ROUNDS of that it answers the document as read, to-do and all (its etag
+   * is current, and a put on it takes the to-do over). The repair tries each batch once, without
+   * backoff: a read must not wait seconds on a troubled store for work that is not its own, and
+   * one that cannot be done now stays recorded on the document for the next read or write (the
+   * read then answers the document as it is after the attempt, logging `store.index.unfinished`).
+   */
+  private async readSettled(tenantId: string, caseId: string): Promise<CaseDoc | undefined> {
+    let doc = await this.readCaseDoc(tenantId, caseId);
+    for (let round = 0; doc?.indexTodo !== undefined && round < SETTLE_ROUNDS; round++) {
+      const body = caseBody(doc);
+      const ops = opsOf(doc.indexTodo);
+      try {
+        const etag = await this.finishIndex(body, doc._etag ?? '', ops, REPAIR_ATTEMPTS);
+        this.log.info('store.index.finished', { tenantId, caseId, rows: ops.length });
+        return { ...body, _etag: etag };
+      } catch (err) {
+        if (err instanceof StoreUnavailableError) {
+          this.log.warn('store.index.unfinished', { tenantId, caseId, owed: ops.length, err });
+          // Read again: a batch of the attempt may have committed, and the caller needs the current etag.
+          return await this.readCaseDoc(tenantId, caseId);
+        }
+        if (!(err instanceof ConcurrencyConflictError)) throw err;
+      }
+      doc = await this.readCaseDoc(tenantId, caseId);
+    }
+    return doc;
+  }
+
+  /**
+   * Does index operations a committed case document owes, 99 per batch, each batch also replacing
+   * the case document (IfMatch the etag before) with what is still owed after it, the last one
+   * without a to-do. Returns the case document's final etag. ConcurrencyConflictError when the case
+   * document changed meanwhile: whoever changed it has the to-do (or a newer revision replacing it).
+   */
+  private async finishIndex(body: CaseDoc, etag: string, todo: readonly IndexOp[], attempts?: number): Promise<string> {
+    const { tenantId, caseId } = body;
+    const ttl = this.ttlFor(tenantId);
+    const ttlField = ttl !== undefined ? { ttl } : {};
+    let current = etag;
+    let remaining = todo;
+    while (remaining.length > 0) {
+      const now = remaining.slice(0, BATCH_MAX - 1);
+      const after = remaining.slice(now.length);
+      const doc = asJson(after.length > 0 ? { ...body, indexTodo: todoOf(after) } : body);
+      const condition = current;
+      const ops: BatchOp[] = [
+        {
+          role: 'case',
+          make: () => ({ operationType: 'Replace', partitionKey: tenantId, id: body.id, ifMatch: condition, resourceBody: doc }),
+        },
+        ...now.map((op) => indexBatchOp(tenantId, caseId, op, ttlField)),
+      ];
+      const next = await this.commit(tenantId, caseId, ops, attempts);
+      if (next === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
+      current = next;
+      remaining = after;
+    }
+    return current;
   }
 
   /**
@@ -603,7 +781,7 @@ export class CosmosStore implements Store {
 
   private async toRecord(doc: CaseDoc): Promise<CaseRecord> {
     const etag = doc._etag ?? '';
-    this.remember(doc.tenantId, doc.caseId, { etag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] });
+    this.remember(doc.tenantId, doc.caseId, { etag, sightingIds: indexRowIds(doc), outboxIds: doc.outboxIds ?? [] });
     // Documents written before payload documents existed carry the text inline and no reportPayloadId.
     const expanded = expandCaseDocument({ case: doc.case, result: doc.result });
     let result = expanded.result;
@@ -659,31 +837,23 @@ export class CosmosStore implements Store {
         const doc = await this.readCaseDoc(tenantId, caseId);
         if (!doc || doc._etag !== expectedEtag)
           throw new ConcurrencyConflictError(`case ${caseId} changed since etag ${expectedEtag} was read`);
-        previous = { etag: expectedEtag, sightingIds: doc.sightingIds ?? [], outboxIds: doc.outboxIds ?? [] };
+        // A to-do left by an unfinished write is taken over: its rows still owed a delete are deleted too.
+        previous = { etag: expectedEtag, sightingIds: indexRowIds(doc), outboxIds: doc.outboxIds ?? [] };
       }
     }
     const ttl = this.ttlFor(tenantId);
     const ttlField = ttl !== undefined ? { ttl } : {};
 
-    const sightingDocs = new Map<string, JSONObject>();
+    const rows = new Map<string, SightingRow>();
     for (const s of sightings) {
       const at = canonicalInstant(s.detectedAt);
-      const id = sightingDocId(caseId, s.entityKey, at);
-      sightingDocs.set(
-        id,
-        asJson({
-          id,
-          docType: 'sighting',
-          tenantId,
-          caseId,
-          entityKey: s.entityKey,
-          detectedAt: at,
-          phases: [...s.phases],
-          playbook: s.playbook,
-          severity: s.severity,
-          ...ttlField,
-        }),
-      );
+      rows.set(sightingDocId(caseId, s.entityKey, at), {
+        entityKey: s.entityKey,
+        detectedAt: at,
+        phases: [...s.phases],
+        playbook: s.playbook,
+        severity: s.severity,
+      });
     }
     const knownOutbox = new Set(previous.outboxIds);
     const outboxDocs = new Map<string, JSONObject>();
@@ -715,6 +885,14 @@ export class CosmosStore implements Store {
       // Spreading keeps firstReport in its place, so a read gives back the same key order.
       result: reportPayloadId === undefined ? record.result : { ...record.result, firstReport: '' },
     });
+    // Stale rows first (a row under a key the case no longer has misleads correlation), then this
+    // revision's rows. What does not fit the first batch beside the case, its payloads and its outbox
+    // entries is owed: listed on the case document the first batch commits (see the header, Limits).
+    const index: IndexOp[] = [];
+    for (const id of previous.sightingIds) if (!rows.has(id)) index.push({ kind: 'delete', id });
+    for (const row of rows.values()) index.push({ kind: 'upsert', row });
+    const room = Math.max(0, BATCH_MAX - 1 - payloadIds.size - outboxDocs.size);
+    const owed = index.slice(room);
     const caseDoc: CaseDoc = {
       id: caseDocId(caseId),
       docType: 'case',
@@ -728,14 +906,15 @@ export class CosmosStore implements Store {
       case: stored.case,
       result: stored.result,
       ...(reportPayloadId !== undefined ? { reportPayloadId } : {}),
-      sightingIds: [...sightingDocs.keys()],
+      sightingIds: [...rows.keys()],
       outboxIds: [...new Set([...previous.outboxIds, ...outbox.map((n) => outboxDocId(n.key))])],
       ...ttlField,
     };
+    const committed = owed.length > 0 ? { ...caseDoc, indexTodo: todoOf(owed) } : caseDoc;
 
     const ops: BatchOp[] = [
       expectedEtag === undefined
-        ? { role: 'case', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: asJson(caseDoc) }) }
+        ? { role: 'case', make: () => ({ operationType: 'Create', partitionKey: tenantId, resourceBody: asJson(committed) }) }
         : {
             role: 'case',
             make: () => ({
@@ -743,15 +922,16 @@ export class CosmosStore implements Store {
               partitionKey: tenantId,
               id: caseDoc.id,
               ifMatch: expectedEtag,
-              resourceBody: asJson(caseDoc),
+              resourceBody: asJson(committed),
             }),
           },
     ];
     // What must not be lost goes first, in the first batch with the case: the payloads (the report's
     // first of all), then the outbox entries that point at them. A case needing several batches
-    // (more than ≈ 90 index operations) has only index rows in the later ones: if one of those fails
-    // after the first committed, a redelivery sees a duplicate whose outbox entries exist and are
-    // delivered; what is missing is part of the case's index rows (fewer correlations), never a notification.
+    // (more than ≈ 90 index operations) has only index rows in the later ones, each batch with the
+    // case document and its shrinking to-do: if one fails after the first committed, the case
+    // document still names the rows owed, and a redelivery's getCase writes them before it finds a
+    // duplicate whose outbox entries exist and are delivered.
     const payloadOrder = [...payloadIds].sort(([, a], [, b]) => Number(b === reportPayloadId) - Number(a === reportPayloadId));
     for (const [text] of payloadOrder) {
       const doc = payloadDoc(tenantId, text, ttlField);
@@ -768,19 +948,33 @@ export class CosmosStore implements Store {
         `case ${caseId}: ${outboxDocs.size} outbox entries and ${payloadIds.size} payloads do not fit one transactional batch with the case (${BATCH_MAX} operations)`,
       );
     }
-    for (const id of previous.sightingIds) {
-      if (!sightingDocs.has(id)) ops.push({ role: 'unsighting', make: () => ({ operationType: 'Delete', partitionKey: tenantId, id }) });
-    }
-    for (const doc of sightingDocs.values())
-      ops.push({ role: 'sighting', make: () => ({ operationType: 'Upsert', partitionKey: tenantId, resourceBody: doc }) });
+    for (const op of index.slice(0, room)) ops.push(indexBatchOp(tenantId, caseId, op, ttlField));
 
-    let etag: string | undefined;
-    for (let i = 0; i < ops.length; i += BATCH_MAX) {
-      const got = await this.commit(tenantId, caseId, ops.slice(i, i + BATCH_MAX));
-      etag ??= got;
-    }
+    let etag = await this.commit(tenantId, caseId, ops);
     if (etag === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
     for (const [text, id] of payloadIds) this.payloads.set(payloadKey(tenantId, id), text);
+    if (owed.length > 0) {
+      try {
+        etag = await this.finishIndex(caseDoc, etag, owed);
+      } catch (err) {
+        if (err instanceof ConcurrencyConflictError) {
+          // The revision (and its outbox) committed in the first batch; the case document changed since:
+          // a getCase elsewhere did the to-do, a newer revision took it over, or a batch retried after
+          // its answer was lost had committed. Reading it settles whatever is left, whoever left it.
+          this.log.info('store.index.handed_over', { tenantId, caseId });
+          const now = await this.readSettled(tenantId, caseId);
+          if (now?._etag === undefined || now.revision !== record.revision || now.fingerprint !== record.fingerprint) {
+            // A newer revision: the etag returned is stale, so the caller's next conditional write meets that conflict as usual.
+            return { ...record, etag };
+          }
+          this.remember(tenantId, caseId, { etag: now._etag, sightingIds: indexRowIds(now), outboxIds: now.outboxIds ?? [] });
+          return { ...record, etag: now._etag };
+        }
+        // Committed, with the rows still owed on the case document: the redelivery's getCase finishes them.
+        this.log.warn('store.index.unfinished', { tenantId, caseId, owed: owed.length });
+        throw err;
+      }
+    }
     this.remember(tenantId, caseId, { etag, sightingIds: caseDoc.sightingIds, outboxIds: caseDoc.outboxIds });
     return { ...record, etag };
   }
@@ -792,23 +986,27 @@ export class CosmosStore implements Store {
    * the others answer 424 and are re-sent) and with the stand-in's non-atomic ones (operations
    * before the failure are applied and not re-sent). Returns the case document's new etag.
    */
-  private async commit(tenantId: string, caseId: string, ops: readonly BatchOp[]): Promise<string | undefined> {
+  private async commit(tenantId: string, caseId: string, ops: readonly BatchOp[], attempts?: number): Promise<string | undefined> {
     let pending = ops;
     let etag: string | undefined;
     for (let round = 0; pending.length > 0; round++) {
       if (round > ops.length) throw new StoreUnavailableError(`cosmos putCase ${caseId}: batch did not converge`);
       const batch = pending;
-      const res = await this.call('putCase', async () => {
-        try {
-          return await this.cases.items.batch(
-            batch.map((o) => o.make()),
-            tenantId,
-          );
-        } catch (err) {
-          // The SDK wraps batch transport errors in a plain Error (status lost): all of them are infrastructure trouble.
-          throw new StoreUnavailableError(`cosmos batch for case ${caseId} failed`, { cause: err });
-        }
-      });
+      const res = await this.call(
+        'putCase',
+        async () => {
+          try {
+            return await this.cases.items.batch(
+              batch.map((o) => o.make()),
+              tenantId,
+            );
+          } catch (err) {
+            // The SDK wraps batch transport errors in a plain Error (status lost): all of them are infrastructure trouble.
+            throw new StoreUnavailableError(`cosmos batch for case ${caseId} failed`, { cause: err });
+          }
+        },
+        attempts,
+      );
       const results = res.result ?? [];
       const next: BatchOp[] = [];
       batch.forEach((op, i) => {
@@ -1003,12 +1201,17 @@ export class CosmosStore implements Store {
     }
   }
 
-  /** Filters combine (AND); oldest first (createdAt, then key). Without tenantId the query is cross-partition. */
-  async listNotifications(filter: {
-    tenantId?: string;
-    caseId?: string;
-    status?: NotificationRecord['status'];
-  }): Promise<NotificationRecord[]> {
+  /**
+   * Filters combine (AND); oldest first (createdAt, then key). Without tenantId the query is cross-partition.
+   * `due` is checked by the query and `limit` is its TOP (ORDER BY createdAt, on the range index every path
+   * has), so a drain gets at most `limit` documents back and resolves only their payloads, never the whole
+   * backlog's. The canonical-instant test (REGEXMATCH) is not indexable: the server evaluates it on the
+   * queued documents it visits. Which of several entries sharing the createdAt at the cut are kept is the
+   * server's choice, not key order.
+   */
+  async listNotifications(filter: Parameters<Store['listNotifications']>[0]): Promise<NotificationRecord[]> {
+    const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
+    if (limit === 0) return [];
     const where = ["c.docType = 'outbox'"];
     const parameters: SqlParameter[] = [];
     if (filter.tenantId !== undefined) {
@@ -1023,12 +1226,27 @@ export class CosmosStore implements Store {
       where.push('c.status = @status');
       parameters.push({ name: '@status', value: filter.status });
     }
+    if (filter.due !== undefined) {
+      // Text order is time order for a canonical instant; any other createdAt, or none, is due (see the port).
+      const arms = ['NOT IS_STRING(c.createdAt)', 'NOT REGEXMATCH(c.createdAt, @canonical)'];
+      parameters.push({ name: '@canonical', value: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}[.][0-9]{3}Z$' });
+      // Cut-off i for `attempts = i`, the last for every count from there on: as ranges, so each arm can use the index.
+      const cutoffs = filter.due.createdBy;
+      cutoffs.forEach((cutoff, i) => {
+        const counts = [...(i > 0 ? [`c.attempts >= ${i}`] : []), ...(i < cutoffs.length - 1 ? [`c.attempts < ${i + 1}`] : [])];
+        arms.push(`(${[...counts, `c.createdAt <= @due${i}`].join(' AND ')})`);
+        parameters.push({ name: `@due${i}`, value: cutoff });
+      });
+      where.push(`(${arms.join(' OR ')})`);
+    }
+    let query = `SELECT * FROM c WHERE ${where.join(' AND ')}`;
+    if (limit !== undefined) {
+      query = `SELECT TOP @limit * FROM c WHERE ${where.join(' AND ')} ORDER BY c.createdAt`;
+      parameters.push({ name: '@limit', value: limit });
+    }
     const { resources } = await this.call('listNotifications', () =>
       this.cases.items
-        .query<Record<string, unknown>>(
-          { query: `SELECT * FROM c WHERE ${where.join(' AND ')}`, parameters },
-          filter.tenantId !== undefined ? { partitionKey: filter.tenantId } : {},
-        )
+        .query<Record<string, unknown>>({ query, parameters }, filter.tenantId !== undefined ? { partitionKey: filter.tenantId } : {})
         .fetchAll(),
     );
     // Documents written before payload documents existed carry `payload` inline and no payloadId.
@@ -1041,9 +1259,11 @@ export class CosmosStore implements Store {
       const texts = await this.resolvePayloads(pointing);
       for (const p of pointing) p.doc.payload = texts.get(payloadKey(p.tenantId, p.id)) ?? '';
     }
+    // Binary order, as the query's ORDER BY and SQLite (localeCompare would disagree with TOP's choice).
+    const order = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
     return resources
       .map((d) => pick<NotificationRecord>(d, NOTIFICATION_FIELDS))
-      .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.key.localeCompare(b.key));
+      .sort((a, b) => order(a.createdAt, b.createdAt) || order(a.key, b.key));
   }
 
   /** @inheritdoc */

@@ -65,6 +65,15 @@ export interface RelatedResult {
   readonly sightings: EntitySighting[];
   /** Keys with at least `limitPerKey` sightings in the window (their rows are not returned). */
   readonly saturated: string[];
+  /**
+   * Optional, from stores that can tell (SQLite): whether another writer (another process on the same
+   * file) has committed correlation rows since this answer was read, rows it could not show. Asked just
+   * after the caller's own commit, true means a case committed meanwhile may have missed the caller's
+   * case as the caller missed it, and the pipeline looks again (see recheckRelated). Answered from
+   * memory, no query. A method rather than a field, so an answer still compares and serialises as its
+   * rows. Undefined where the store cannot tell (Cosmos: see `recheckAfterCommit`).
+   */
+  othersCommittedSince?(): boolean;
 }
 
 /** A rejected input kept for inspection and replay. */
@@ -149,8 +158,27 @@ export interface Store {
     key: string,
     update: { status: NotificationRecord['status']; sentAt?: string; lastError?: string; attempts: number },
   ): Promise<void>;
-  /** Outbox entries of a case, or all queued ones of a tenant when caseId is omitted. */
-  listNotifications(filter: { tenantId?: string; caseId?: string; status?: NotificationRecord['status'] }): Promise<NotificationRecord[]>;
+  /**
+   * Outbox entries matching every filter given (AND), oldest first (createdAt, then key). Without
+   * tenantId the query may be cross-partition.
+   */
+  listNotifications(filter: {
+    tenantId?: string;
+    caseId?: string;
+    status?: NotificationRecord['status'];
+    /**
+     * Only entries due for an attempt: one with `attempts = i` is returned when its createdAt ≤
+     * createdBy[min(i, createdBy.length - 1)] (ISO instants, as stored; an attempts count below 0 counts as 0).
+     * Compared as text, which is time order for canonical instants (`toISOString()`, what the pipeline
+     * writes). An entry whose createdAt is not a canonical instant is returned whatever its attempts:
+     * the store cannot place it in time, so the caller decides (notify/outbox.ts `isDue`), and an
+     * unreadable createdAt is never stranded. With no cut-off at all, only such entries are returned.
+     * The cut-offs are the caller's retry policy (`dueCutoffs`), so the store needs no due-time column.
+     */
+    due?: { readonly createdBy: readonly string[] };
+    /** At most this many (a non-negative integer), oldest createdAt first; the rest are not read. */
+    limit?: number;
+  }): Promise<NotificationRecord[]>;
 
   /** Keeps a rejected item. Idempotent on `id`. */
   park(item: ParkedItem): Promise<void>;
@@ -182,6 +210,14 @@ export interface Store {
    * call it before taking traffic.
    */
   warm?(): Promise<void>;
+
+  /**
+   * Optional: true while the store's writes fail for a reason that is not a lost race (SQLite: disk
+   * full, read-only or unusable file, I/O error, database file deleted or replaced), from such a failure
+   * until a write commits again. Reads may still answer meanwhile; GET /api/health then says 503.
+   * Answered from memory.
+   */
+  writesFailing?(): boolean;
 
   /** Frees resources. */
   close(): Promise<void>;

@@ -20,7 +20,10 @@
  *   extra page write per commit, and readers can catch up by seq. The index itself lives in
  *   memory (SightingIndex), read from the log on the first look-up and kept current by this
  *   store's own writes and, when another connection committed (`PRAGMA data_version` changed), by
- *   reading the log rows after the last `seq` seen. v1 kept a key-ordered WITHOUT ROWID table instead;
+ *   reading the log rows after the last `seq` seen. The same seqs tell a look-up that another
+ *   connection (another process on the file) committed rows after it was read: such a row is found
+ *   at the latest when the asking case's own append skips its seq (LogAnswer, knownSeq), at no cost
+ *   to a process alone; the pipeline then looks that case up again. v1 kept a key-ordered WITHOUT ROWID table instead;
  *   its six random leaf pages per alert cost ≈ 190 µs at commit and its range scans ≈ 190 µs per
  *   lookup (BENCHMARKS.md). The memory holds the last `indexHorizonDays` (default 30) of detection
  *   time; a lookup reaching further back reads the log by (tenant, time) instead: slower, same answer.
@@ -45,7 +48,9 @@
  * the in-memory index stays what the file holds; the database file's identity (device + inode) is
  * checked before every COMMIT (and by reads at most once a second), so a file deleted or replaced
  * under a running process fails the write (5xx, redelivered) instead of answering 200 for a write
- * into an unlinked file. Opening takes the write lock before reading the schema version, and retries
+ * into an unlinked file. A write failure that is not a lost race (disk full, read-only file, I/O
+ * error) is remembered until a transaction that met none commits (writesFailing: the health probe
+ * turns 503 meanwhile). Opening takes the write lock before reading the schema version, and retries
  * while SQLite answers BUSY, so several processes may open one new file at the same moment.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
@@ -432,7 +437,43 @@ function mapError(op: string, err: unknown): unknown {
   return err;
 }
 
+/**
+ * SQLite failures that say the store cannot write (disk full, read-only or unusable file, I/O error),
+ * as opposed to a lost race (BUSY, LOCKED) or a refused write (a conflict): see writesFailing.
+ */
+const WRITE_FAULT_CODES = /^SQLITE_(FULL|READONLY|IOERR|CANTOPEN|CORRUPT|NOTADB|PERM)/;
+
 const PARKED_DEFAULT_LIMIT = 1000;
+
+/** Log seqs other connections committed, as far as this connection has found them (see SqliteStore.knownSeq). */
+interface OthersSeqs {
+  /** The highest such seq found so far (0: none). */
+  highest: number;
+}
+
+/**
+ * A findRelated answer of this store: its rows, and how far the log was known when it was read. Those
+ * two are private fields, so answers still compare (`toEqual`) and serialise as their rows.
+ */
+class LogAnswer implements RelatedResult {
+  readonly #others: OthersSeqs;
+  readonly #knownSeq: number;
+
+  constructor(
+    readonly sightings: EntitySighting[],
+    readonly saturated: string[],
+    others: OthersSeqs,
+    knownSeq: number,
+  ) {
+    this.#others = others;
+    this.#knownSeq = knownSeq;
+  }
+
+  /** Another connection's log row above what this answer knew has been found since (see the port). */
+  othersCommittedSince(): boolean {
+    return this.#others.highest > this.#knownSeq;
+  }
+}
 
 /** What an index change replaced, to put back if its transaction rolls back. */
 interface Undo {
@@ -441,10 +482,11 @@ interface Undo {
   readonly groups: SightingGroup[];
 }
 
-/** How far the index had read the log (its highest seq, and `PRAGMA data_version` then). */
+/** How far the index had read the log (its highest seq, and `PRAGMA data_version` then), and knownSeq. */
 interface LogMark {
   readonly lastSeq: number;
   readonly dataVersion: number;
+  readonly knownSeq: number;
 }
 
 /** How often reads check that the database file is still the one opened (see checkFile); every COMMIT checks. */
@@ -461,7 +503,7 @@ export class SqliteStore implements Store {
       sightings: readonly EntitySighting[],
       expectedEtag: string | undefined,
       outbox: readonly NotificationRecord[],
-    ) => { version: number; groups: SightingGroup[] }
+    ) => { version: number; groups: SightingGroup[]; seqs: number[] }
   >;
   private readonly enqueueTx: Database.Transaction<(n: NotificationRecord) => 'created' | 'exists'>;
   private readonly leaseTx: Database.Transaction<(lease: Lease, now: string) => { acquired: boolean; lease: Lease }>;
@@ -482,6 +524,23 @@ export class SqliteStore implements Store {
   private horizonSetAt = 0;
   /** Highest log seq read from the database (own writes are applied directly). */
   private lastSeq = 0;
+  /**
+   * Highest log seq this connection knows of: read from the log, or appended by its own writes (those
+   * not rolled back). A seq above it was another connection's commit: found when reading the log, or
+   * when an own append skips it (a new row's seq is the highest + 1, and an appending transaction holds
+   * the write lock, so the skipped rows are committed). Either way it goes to `othersSeqs`.
+   */
+  private knownSeq = 0;
+  /**
+   * Other connections' log rows found so far: a look-up answer that knew less than this was read before
+   * they were committed (LogAnswer.othersCommittedSince). Found at the latest by the asking case's own
+   * append, which comes after them: one number compared per append and per log read, no query.
+   */
+  private readonly othersSeqs: OthersSeqs = { highest: 0 };
+  /** Why the last write failed when it was not a lost race (WRITE_FAULT_CODES): see writesFailing. */
+  private writeFault: string | undefined;
+  /** Whether the open transaction has met no write fault: its COMMIT then shows the store writes again. */
+  private txClean = true;
   /** Whether the index has been read from the log (on the first look-up). */
   private indexLoaded = false;
   /**
@@ -538,7 +597,7 @@ export class SqliteStore implements Store {
         sightings: readonly EntitySighting[],
         expectedEtag: string | undefined,
         outbox: readonly NotificationRecord[],
-      ): { version: number; groups: SightingGroup[] } => {
+      ): { version: number; groups: SightingGroup[]; seqs: number[] } => {
         // Each distinct outbox payload once. A payload whose rows all existed already (a redelivered
         // outbox entry) and that the case does not point at is removed again at the end.
         const payloadIds = new Map<string, number>();
@@ -625,7 +684,7 @@ export class SqliteStore implements Store {
         for (const [i, n] of outbox.entries())
           if (this.insertNotification(n, payloadIdOf[i] as number) === 'created') used.add(payloadIdOf[i] as number);
         for (const id of payloadIds.values()) if (!used.has(id)) s.deletePayload.run(id);
-        return { version, groups };
+        return { version, groups, seqs };
       },
     );
 
@@ -674,6 +733,7 @@ export class SqliteStore implements Store {
     try {
       return await this.unit.run(true, async () => {
         this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
+        this.txClean = true;
         const logMark = this.logMark();
         this.unitOpen = true;
         this.txEndedBy = undefined;
@@ -730,6 +790,8 @@ export class SqliteStore implements Store {
     const group = this.group;
     if (kind === 'write' && group) this.requireTransaction(op);
     const result = this.run(op, fn);
+    // Without a group (groupCommit off) a write commits by itself: done, the store writes again.
+    if (kind === 'write' && !group) this.writesCommitted();
     // A correlation look-up does not wait: its answer only feeds a verdict that is itself written
     // (and answered) after a later commit, and waiting would hold the pipeline's look-up → write
     // ordering (appliesWritesOnCall) across a commit.
@@ -740,6 +802,7 @@ export class SqliteStore implements Store {
   /** Opens a group transaction; it commits (or rolls back and rejects) on the next turn of the event loop. */
   private openGroup(): void {
     this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
+    this.txClean = true;
     let settle: (err?: unknown) => void = () => undefined;
     const done = new Promise<void>((resolve, reject) => {
       settle = (err) => (err === undefined ? resolve() : reject(err));
@@ -777,6 +840,8 @@ export class SqliteStore implements Store {
     } catch (err) {
       // On SQLITE_FULL and some I/O errors SQLite rolls the whole transaction back by itself.
       if (inTransaction && !this.db.inTransaction) this.txEndedBy = `${op}: ${String((err as { code?: unknown } | null)?.code ?? err)}`;
+      const code = (err as { code?: unknown } | null)?.code;
+      if (typeof code === 'string' && WRITE_FAULT_CODES.test(code)) this.writeFailed(op, code);
       throw mapError(op, err);
     }
   }
@@ -805,6 +870,30 @@ export class SqliteStore implements Store {
       this.checkFile();
       this.db.exec('COMMIT');
     });
+    if (this.txClean) this.writesCommitted();
+  }
+
+  /** Remembers a write failure that is not a lost race (see writesFailing); logged once per spell, without the data. */
+  private writeFailed(op: string, code: string): void {
+    this.txClean = false;
+    if (this.writeFault === undefined) this.log.error('store.sqlite.writes_failing', { op, code, file: this.fileId?.path });
+    this.writeFault = code;
+  }
+
+  /** A transaction that met no write fault committed: the store writes again. */
+  private writesCommitted(): void {
+    if (this.writeFault === undefined) return;
+    this.log.info('store.sqlite.writes_recovered', { failedWith: this.writeFault });
+    this.writeFault = undefined;
+  }
+
+  /**
+   * True from a write failure that is not a lost race (disk full, read-only or unusable file, I/O error:
+   * WRITE_FAULT_CODES) until a transaction that met none commits, and for good once the database file
+   * was deleted or replaced. Reads may still answer meanwhile, so the health probe asks this too.
+   */
+  writesFailing(): boolean {
+    return this.fileLost !== undefined || this.writeFault !== undefined;
   }
 
   /** Reads check the file's identity at most once per FILE_CHECK_EVERY_MS, so the health probe (a getCase) turns 503. */
@@ -874,7 +963,9 @@ export class SqliteStore implements Store {
     return this.exec(
       'putCase',
       () => {
-        const { version, groups } = this.putTx(record, sightings, expectedEtag, outbox);
+        const { version, groups, seqs } = this.putTx(record, sightings, expectedEtag, outbox);
+        // Only once the put's savepoint is released: a put that failed left no rows, and their seqs are handed out again.
+        this.appendedLog(seqs);
         // Written inside a transaction (a group or a unit of work) that undoes this if it rolls back.
         if (this.indexLoaded) {
           const previous = this.index.replace(
@@ -897,13 +988,17 @@ export class SqliteStore implements Store {
       () => {
         this.syncIndex();
         const q = { ...query, from: canonicalInstant(query.from), to: canonicalInstant(query.to) };
-        if (q.from >= this.horizon) return this.index.query(q);
-        // Before the horizon: read the tenant's log rows in the window into a throw-away index.
-        const window = new SightingIndex();
-        const rows = this.stmt.logInWindow.all(q.tenantId, q.from, q.to) as LogRow[];
-        rows.sort((a, b) => (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] - b[0]));
-        eachCase(rows, (tenantId, caseId, groups) => window.replace(tenantId, caseId, groups));
-        return window.query(q);
+        let found: RelatedResult;
+        if (q.from >= this.horizon) found = this.index.query(q);
+        else {
+          // Before the horizon: read the tenant's log rows in the window into a throw-away index.
+          const window = new SightingIndex();
+          const rows = this.stmt.logInWindow.all(q.tenantId, q.from, q.to) as LogRow[];
+          rows.sort((a, b) => (a[2] < b[2] ? -1 : a[2] > b[2] ? 1 : a[0] - b[0]));
+          eachCase(rows, (tenantId, caseId, groups) => window.replace(tenantId, caseId, groups));
+          found = window.query(q);
+        }
+        return new LogAnswer(found.sightings, found.saturated, this.othersSeqs, this.knownSeq);
       },
       'lookup',
     );
@@ -923,7 +1018,7 @@ export class SqliteStore implements Store {
 
   /** Where the index has read the log up to: see undoIndex. */
   private logMark(): LogMark {
-    return { lastSeq: this.lastSeq, dataVersion: this.dataVersion };
+    return { lastSeq: this.lastSeq, dataVersion: this.dataVersion, knownSeq: this.knownSeq };
   }
 
   /**
@@ -935,6 +1030,8 @@ export class SqliteStore implements Store {
   private undoIndex(undo: Undo[], mark: LogMark): void {
     this.lastSeq = mark.lastSeq;
     this.dataVersion = mark.dataVersion;
+    // The rolled-back rows' seqs are handed out again, to another connection too: above knownSeq, they are found as its rows.
+    this.knownSeq = mark.knownSeq;
     if (this.indexLoadedInTx) {
       this.index.clear();
       this.indexLoaded = false;
@@ -956,6 +1053,8 @@ export class SqliteStore implements Store {
     // sorting all rows in JS (and never holds every row at once). A case with rows at several
     // instants comes once per instant: `load` adds instead of replacing.
     this.lastSeq = (this.stmt.maxSeq.get() as number | null) ?? 0;
+    // A reload (after a rollback) may read rows committed after an earlier look-up: they count as found.
+    this.readLogUpTo(this.lastSeq);
     const rows = this.stmt.logFrom.iterate(this.horizon) as IterableIterator<LogRow>;
     try {
       this.index.load((add) => {
@@ -998,6 +1097,22 @@ export class SqliteStore implements Store {
       );
     });
     this.lastSeq = Math.max(this.lastSeq, seen);
+    this.readLogUpTo(seen);
+  }
+
+  /** The log was read up to `seq`: rows above knownSeq were other connections' (see knownSeq). */
+  private readLogUpTo(seq: number): void {
+    if (seq <= this.knownSeq) return;
+    this.othersSeqs.highest = Math.max(this.othersSeqs.highest, seq);
+    this.knownSeq = seq;
+  }
+
+  /** This connection appended log rows `seqs` (ascending): a seq skipped on the way was another connection's row. */
+  private appendedLog(seqs: readonly number[]): void {
+    for (const seq of seqs) {
+      if (seq > this.knownSeq + 1) this.othersSeqs.highest = Math.max(this.othersSeqs.highest, seq - 1);
+      if (seq > this.knownSeq) this.knownSeq = seq;
+    }
   }
 
   /** @inheritdoc */
@@ -1030,15 +1145,18 @@ export class SqliteStore implements Store {
     if (r.changes === 0) this.log.warn('store.notification.unknown', { tenantId, key });
   }
 
-  /** Filters combine (AND); entries come oldest first (createdAt, then key). */
-  async listNotifications(filter: {
-    tenantId?: string;
-    caseId?: string;
-    status?: NotificationRecord['status'];
-  }): Promise<NotificationRecord[]> {
+  /**
+   * Filters combine (AND); entries come oldest first (createdAt, then key). A `status` filter reads through
+   * `notifications_by_status` (status, tenant_id), so a drain (`queued`, due, limit) visits the queued rows
+   * only, checks them in SQL and joins the payloads of at most `limit` of them; it still sorts all due
+   * queued rows. An index on (status, created_at) would let it stop after `limit` rows.
+   */
+  async listNotifications(filter: Parameters<Store['listNotifications']>[0]): Promise<NotificationRecord[]> {
+    const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
+    if (limit === 0) return [];
     return this.exec('listNotifications', () => {
       const where: string[] = [];
-      const params: string[] = [];
+      const params: (string | number)[] = [];
       if (filter.tenantId !== undefined) {
         where.push('n.tenant_id = ?');
         params.push(filter.tenantId);
@@ -1051,9 +1169,25 @@ export class SqliteStore implements Store {
         where.push('n.status = ?');
         params.push(filter.status);
       }
+      if (filter.due !== undefined) {
+        const cutoffs = filter.due.createdBy;
+        // Text order is time order for a canonical instant (GLOB: `[…]` and literals only); any other createdAt is due (see the port).
+        const other =
+          "n.created_at NOT GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'";
+        // CASE takes the first WHEN that holds, so `attempts <= i` is `attempts = i` (below 0: as 0); the last cut-off takes the rest.
+        const whens = cutoffs.slice(1).map((_, i) => `WHEN n.attempts <= ${i} THEN ?`);
+        const cutoff = whens.length === 0 ? '?' : `CASE ${whens.join(' ')} ELSE ? END`;
+        where.push(cutoffs.length === 0 ? other : `(${other} OR n.created_at <= ${cutoff})`);
+        params.push(...cutoffs);
+      }
+      const conditions = where.length ? ` WHERE ${where.join(' AND ')}` : '';
+      // With a limit, the payloads are joined to the rows kept only.
+      const from =
+        limit === undefined ? 'notifications n' : `(SELECT n.* FROM notifications n${conditions} ORDER BY n.created_at, n.key LIMIT ?) n`;
+      if (limit !== undefined) params.push(limit);
       const sql = `SELECT n.key, n.tenant_id, n.case_id, n.revision, n.kind, n.channel, n.recipient, COALESCE(p.body, n.payload) AS payload,
         n.created_at, n.status, n.sent_at, n.attempts, n.last_error
-        FROM notifications n LEFT JOIN payloads p ON p.id = n.payload_id${where.length ? ` WHERE ${where.join(' AND ')}` : ''}
+        FROM ${from} LEFT JOIN payloads p ON p.id = n.payload_id${limit === undefined ? conditions : ''}
         ORDER BY n.created_at, n.key`;
       let st = this.listNotificationStmts.get(sql);
       if (!st) {

@@ -438,6 +438,66 @@ export function describeStoreContract(name: string, makeStore: () => Promise<Sto
 
         expect(await store.listNotifications({ tenantId: T })).toEqual([n]);
       });
+
+      describe('due entries and a limit (the drain)', () => {
+        // Cut-offs for 0, 1 and 2+ attempts: an entry is due when createdAt ≤ the cut-off of its attempts count.
+        const createdBy = ['2024-05-01T10:10:00.000Z', '2024-05-01T10:09:30.000Z', '2024-05-01T10:08:30.000Z'];
+        const queued = (recipient: string, createdAt: string, attempts: number, tenantId = T) => ({
+          ...notification(tenantId, `case-${recipient}`, recipient, { createdAt }),
+          attempts,
+        });
+        const recipients = async (f: Parameters<Store['listNotifications']>[0]) =>
+          (await store.listNotifications(f)).map((n) => n.recipient);
+
+        it('lists only the entries due by the cut-off of their attempts count, the last cut-off for every count beyond', async () => {
+          const entries = [
+            queued('first-due', '2024-05-01T10:10:00.000Z', 0),
+            queued('first-early', '2024-05-01T10:10:00.001Z', 0),
+            queued('retry-due', '2024-05-01T10:09:30.000Z', 1),
+            queued('retry-early', '2024-05-01T10:09:30.001Z', 1),
+            queued('fifth-due', '2024-05-01T10:08:00.000Z', 5),
+            queued('fifth-early', '2024-05-01T10:09:00.000Z', 5),
+          ];
+          for (const n of entries) await store.enqueueNotification(n);
+
+          const due = await recipients({ tenantId: T, status: 'queued', due: { createdBy } });
+
+          expect(due).toEqual(['fifth-due', 'retry-due', 'first-due']);
+        });
+
+        it('lists an entry whose createdAt is not a canonical instant as due, whatever its attempts', async () => {
+          await store.enqueueNotification(queued('unreadable', 'garbage', 3));
+          await store.enqueueNotification(queued('other-spelling', '2024-05-01T11:00:00Z', 1));
+          await store.enqueueNotification(queued('canonical-early', '2024-05-01T10:09:59.000Z', 1));
+
+          const due = await recipients({ tenantId: T, status: 'queued', due: { createdBy } });
+
+          expect(due).toEqual(['other-spelling', 'unreadable']);
+        });
+
+        it('lists at most `limit` entries, the oldest, and none for a limit of 0', async () => {
+          const entries = ['10:00:04', '10:00:01', '10:00:03', '10:00:02'].map((t, i) => queued(`r${i}`, `2024-05-01T${t}.000Z`, 0));
+          for (const n of entries) await store.enqueueNotification(n);
+
+          const two = await recipients({ tenantId: T, status: 'queued', limit: 2 });
+          const dueTwo = await recipients({ status: 'queued', due: { createdBy }, limit: 2 });
+          const none = await recipients({ tenantId: T, status: 'queued', limit: 0 });
+
+          expect(two).toEqual(['r1', 'r3']);
+          expect(dueTwo).toEqual(['r1', 'r3']);
+          expect(none).toEqual([]);
+        });
+
+        it('a backlog of entries not yet due, larger than the limit, does not hide a due entry (across tenants)', async () => {
+          // Five retries waiting out their backoff, all older than the one new entry that is due
+          for (let i = 0; i < 5; i++) await store.enqueueNotification(queued(`waiting-${i}`, `2024-05-01T10:09:0${i}.000Z`, 2));
+          await store.enqueueNotification(queued('due', '2024-05-01T10:09:59.000Z', 0, OTHER));
+
+          const due = await recipients({ status: 'queued', due: { createdBy }, limit: 3 });
+
+          expect(due).toEqual(['due']);
+        });
+      });
     });
 
     describe('parked', () => {

@@ -15,7 +15,7 @@ const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const INCIDENT = '6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b';
 const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
 
-function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry } = {}) {
+function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry; outboxClock?: () => Date } = {}) {
   const store = openSqliteStore({ file: ':memory:' });
   const sent: NotificationRecord[] = [];
   const sender = options.sender ?? { send: async (n: NotificationRecord) => void sent.push(n) };
@@ -24,7 +24,7 @@ function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry } = 
     policies: options.policies ?? PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
     brain: createBrain(),
     log: silentLogger,
-    dispatcher: new OutboxDispatcher(store, sender, silentLogger),
+    dispatcher: new OutboxDispatcher(store, sender, silentLogger, options.outboxClock),
     backoffMs: 1,
   });
   return { store, pipeline, sent };
@@ -81,8 +81,9 @@ describe('pipeline idempotency', () => {
     expect(result?.sla).toMatchObject({ detectedAt: '2026-11-20T01:12:58.000Z', notifyBy: '2026-11-20T01:27:58.000Z' });
   });
 
-  it('delivers later what a failing channel could not send, without duplicating what it did', async () => {
+  it('delivers later what a failing channel could not send, once its backoff is over, without duplicating what it did', async () => {
     let fail = true;
+    let now = Date.now();
     const delivered: string[] = [];
     const { store, pipeline } = setup({
       sender: {
@@ -91,15 +92,20 @@ describe('pipeline idempotency', () => {
           delivered.push(n.key);
         },
       },
+      outboxClock: () => new Date(now),
     });
 
     await pipeline.ingestText(incidentText, http);
     const queued = await store.listNotifications({ caseId: INCIDENT, status: 'queued' });
     fail = false;
+    await pipeline.ingestText(incidentText, http); // a redelivery at once: the failed entries wait out their backoff
+    const sentTooEarly = delivered.length;
+    now += 31_000; // past the first 30 s backoff
     await pipeline.ingestText(incidentText, http); // the redelivery finishes the delivery
     await pipeline.ingestText(incidentText, http);
 
     expect(queued.length).toBeGreaterThan(0);
+    expect(sentTooEarly).toBe(0);
     expect(delivered.sort()).toEqual(queued.map((n) => n.key).sort());
     expect(await store.listNotifications({ caseId: INCIDENT, status: 'queued' })).toEqual([]);
   });
