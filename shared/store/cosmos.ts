@@ -64,7 +64,8 @@
  * Retention: `defaultTtlSeconds` (or `ttlSecondsForTenant`, e.g. from the tenant policy's
  * `retention.days`) sets `ttl` on cases, sightings, outbox, payload and parked items; the port
  * carries no per-call TTL. Without either, items are kept until deleted. A case points only at a
- * payload written in the same batch, so both expire together. An outbox document restarts its TTL
+ * payload written in the same batch, so both expire together (a read that finishes a case's index
+ * rows later writes the case with the TTL it had left, see Limits). An outbox document restarts its TTL
  * when markNotification patches it, so it can outlive its payload by the time between enqueue and
  * its last mark: such a read gives `payload: ''` and logs `store.payload.missing`, and the dispatcher
  * marks that entry failed instead of sending an empty message (notify/outbox.ts). Payload documents
@@ -104,7 +105,11 @@
  * reads or writes again keeps them until its TTL. A later batch meeting a
  * changed case document (412: another reader finished it, a newer revision took it over, or a retried
  * batch whose answer was lost had committed) stops, and the put reads the document back as getCase
- * does, finishing what is still owed.
+ * does, finishing what is still owed with the put's own retries; rows of its revision still owed
+ * after that fail the put with StoreUnavailableError, as a failed batch does (answered success,
+ * nothing would come back for them). A read that finishes the to-do replaces the case document,
+ * which restarts its TTL: it writes the TTL left (`ttl` less the time since `_ts`), and gives the
+ * rows it writes the same, so the case expires with the documents of its revision as before.
  * Rejected designs: writing the case document last, after the index batches, leaves those batches
  * without the etag check (a writer losing the race would leave its rows, or delete the winner's, for
  * good) and records nowhere what a failed attempt wrote, so only an identical redo would remove it
@@ -231,6 +236,8 @@ export interface CosmosStoreOptions {
   readonly retry?: Partial<Pick<RetryPolicy, 'attempts' | 'baseMs' | 'maxMs' | 'sleep' | 'random'>>;
   /** Container names (defaults `cases`, `parked`). */
   readonly containers?: { readonly cases?: string; readonly parked?: string };
+  /** Clock (ms since the epoch) for the TTL a case keeps when a read finishes its index rows (tests); default Date.now. */
+  readonly now?: () => number;
 }
 
 const CASES_INDEXING: IndexingPolicy = {
@@ -429,6 +436,8 @@ interface CaseDoc {
   indexTodo?: IndexTodo;
   ttl?: number;
   _etag?: string;
+  /** Seconds since the epoch of the last write (server clock): `ttl` counts from it. */
+  _ts?: number;
 }
 
 interface PayloadDoc {
@@ -674,7 +683,7 @@ export class CosmosStore implements Store {
    * and it answers a duplicate, so nothing else would finish it.
    */
   async getCase(tenantId: string, caseId: string): Promise<CaseRecord | undefined> {
-    const doc = await this.readSettled(tenantId, caseId);
+    const doc = await this.readSettled(tenantId, caseId, REPAIR_ATTEMPTS);
     return doc ? this.toRecord(doc) : undefined;
   }
 
@@ -686,14 +695,19 @@ export class CosmosStore implements Store {
    * backoff: a read must not wait seconds on a troubled store for work that is not its own, and
    * one that cannot be done now stays recorded on the document for the next read or write (the
    * read then answers the document as it is after the attempt, logging `store.index.unfinished`).
+   * `repairAttempts` is that one attempt for a read; a writer settling its own revision passes
+   * none and gets the configured retries, as its other batches do.
    */
-  private async readSettled(tenantId: string, caseId: string): Promise<CaseDoc | undefined> {
+  private async readSettled(tenantId: string, caseId: string, repairAttempts?: number): Promise<CaseDoc | undefined> {
     let doc = await this.readCaseDoc(tenantId, caseId);
     for (let round = 0; doc?.indexTodo !== undefined && round < SETTLE_ROUNDS; round++) {
-      const body = caseBody(doc);
+      // A replace restarts the TTL: the case keeps the expiry its revision was written with (so it
+      // cannot outlive the payload and outbox documents of that write), and the rows it writes get the same.
+      const ttl = this.ttlLeft(doc);
+      const body = ttl === undefined ? caseBody(doc) : { ...caseBody(doc), ttl };
       const ops = opsOf(doc.indexTodo);
       try {
-        const etag = await this.finishIndex(body, doc._etag ?? '', ops, REPAIR_ATTEMPTS);
+        const etag = await this.finishIndex(body, doc._etag ?? '', ops, repairAttempts, ttl);
         this.log.info('store.index.finished', { tenantId, caseId, rows: ops.length });
         return { ...body, _etag: etag };
       } catch (err) {
@@ -710,14 +724,25 @@ export class CosmosStore implements Store {
   }
 
   /**
+   * The `ttl` that keeps a stored case document's expiry where its last write put it (Cosmos counts
+   * `ttl` from `_ts`), at least 1 s; undefined when it has none.
+   */
+  private ttlLeft(doc: CaseDoc): number | undefined {
+    if (typeof doc.ttl !== 'number' || doc.ttl <= 0 || typeof doc._ts !== 'number') return undefined;
+    const elapsed = Math.floor((this.options.now ?? Date.now)() / 1000) - doc._ts;
+    return Math.max(1, doc.ttl - Math.max(0, elapsed));
+  }
+
+  /**
    * Does index operations a committed case document owes, 99 per batch, each batch also replacing
    * the case document (IfMatch the etag before) with what is still owed after it, the last one
    * without a to-do. Returns the case document's final etag. ConcurrencyConflictError when the case
    * document changed meanwhile: whoever changed it has the to-do (or a newer revision replacing it).
+   * The rows get `rowTtl` when given (the case's TTL left), else the tenant's.
    */
-  private async finishIndex(body: CaseDoc, etag: string, todo: readonly IndexOp[], attempts?: number): Promise<string> {
+  private async finishIndex(body: CaseDoc, etag: string, todo: readonly IndexOp[], attempts?: number, rowTtl?: number): Promise<string> {
     const { tenantId, caseId } = body;
-    const ttl = this.ttlFor(tenantId);
+    const ttl = rowTtl ?? this.ttlFor(tenantId);
     const ttlField = ttl !== undefined ? { ttl } : {};
     let current = etag;
     let remaining = todo;
@@ -962,10 +987,16 @@ export class CosmosStore implements Store {
           // a getCase elsewhere did the to-do, a newer revision took it over, or a batch retried after
           // its answer was lost had committed. Reading it settles whatever is left, whoever left it.
           this.log.info('store.index.handed_over', { tenantId, caseId });
+          // The work is still this put's own: it gets the put's retries, not a read's single attempt.
           const now = await this.readSettled(tenantId, caseId);
           if (now?._etag === undefined || now.revision !== record.revision || now.fingerprint !== record.fingerprint) {
             // A newer revision: the etag returned is stale, so the caller's next conditional write meets that conflict as usual.
             return { ...record, etag };
+          }
+          if (now.indexTodo !== undefined) {
+            // Still owed: answered success, nothing would come back to finish it, and the case would stay
+            // unfound under its new keys. Failing as a failed later batch does brings the redelivery, whose getCase finishes it.
+            throw new StoreUnavailableError(`cosmos putCase ${caseId}: index operations still owed after the case document changed`);
           }
           this.remember(tenantId, caseId, { etag: now._etag, sightingIds: indexRowIds(now), outboxIds: now.outboxIds ?? [] });
           return { ...record, etag: now._etag };
