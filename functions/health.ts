@@ -1,10 +1,14 @@
-/** GET|HEAD /api/health — anonymous liveness: the runtime starts and the store answers. */
+/** GET|HEAD /api/health — anonymous liveness: the runtime starts and the store answers (and writes, when it says its writes fail). */
 import { app, type HttpRequest, type HttpResponseInit, type InvocationContext } from '@azure/functions';
 import { storeAnswers } from '../shared/http/health';
 import { getRuntime } from '../shared/runtime';
 import { guarded } from './lib/http';
 
-/** Handler: 200 `{status:'ok', version}` or 503 when the store does not answer (probed at most every 5 s). */
+/**
+ * Handler: 200 `{status:'ok', version}`, or 503 when the store does not answer, or says its writes fail for a
+ * reason that is not a lost race (a full disk, a read-only or replaced SQLite file) and the probe's own small
+ * write does not commit either (see shared/http/health.ts; probed at most every 5 s).
+ */
 export async function health(_request: HttpRequest, context: InvocationContext): Promise<HttpResponseInit> {
   return guarded(context, async () => {
     const rt = await getRuntime();

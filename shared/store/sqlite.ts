@@ -49,7 +49,7 @@
  * checked before every COMMIT (and by reads at most once a second), so a file deleted or replaced
  * under a running process fails the write (5xx, redelivered) instead of answering 200 for a write
  * into an unlinked file. A write failure that is not a lost race (disk full, read-only file, I/O
- * error) is remembered until a transaction that met none commits (writesFailing: the health probe
+ * error) is remembered until a transaction that met none commits changed rows (writesFailing: the health probe
  * turns 503 meanwhile). Opening takes the write lock before reading the schema version, and retries
  * while SQLite answers BUSY, so several processes may open one new file at the same moment.
  */
@@ -539,8 +539,13 @@ export class SqliteStore implements Store {
   private readonly othersSeqs: OthersSeqs = { highest: 0 };
   /** Why the last write failed when it was not a lost race (WRITE_FAULT_CODES): see writesFailing. */
   private writeFault: string | undefined;
-  /** Whether the open transaction has met no write fault: its COMMIT then shows the store writes again. */
+  /** Whether the open transaction has met no write fault: its COMMIT then shows the store writes again, if it changed rows. */
   private txClean = true;
+  /**
+   * `total_changes()` when the open transaction began while a write fault was remembered (else undefined):
+   * a COMMIT that changed nothing (a batch of duplicates) wrote nothing, and proves nothing about the file.
+   */
+  private txChangesAtBegin: number | undefined;
   /** Whether the index has been read from the log (on the first look-up). */
   private indexLoaded = false;
   /**
@@ -733,7 +738,7 @@ export class SqliteStore implements Store {
     try {
       return await this.unit.run(true, async () => {
         this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
-        this.txClean = true;
+        this.txBegan();
         const logMark = this.logMark();
         this.unitOpen = true;
         this.txEndedBy = undefined;
@@ -802,7 +807,7 @@ export class SqliteStore implements Store {
   /** Opens a group transaction; it commits (or rolls back and rejects) on the next turn of the event loop. */
   private openGroup(): void {
     this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
-    this.txClean = true;
+    this.txBegan();
     let settle: (err?: unknown) => void = () => undefined;
     const done = new Promise<void>((resolve, reject) => {
       settle = (err) => (err === undefined ? resolve() : reject(err));
@@ -870,7 +875,18 @@ export class SqliteStore implements Store {
       this.checkFile();
       this.db.exec('COMMIT');
     });
-    if (this.txClean) this.writesCommitted();
+    if (this.txClean && this.txChanged()) this.writesCommitted();
+  }
+
+  /** A transaction began: no write fault met yet; while one is remembered, where the connection's changes stood. */
+  private txBegan(): void {
+    this.txClean = true;
+    this.txChangesAtBegin = this.writeFault === undefined ? undefined : (this.stmt.totalChanges.get() as number);
+  }
+
+  /** Whether the transaction just committed changed rows (only asked while a write fault is remembered). */
+  private txChanged(): boolean {
+    return this.txChangesAtBegin !== undefined && (this.stmt.totalChanges.get() as number) > this.txChangesAtBegin;
   }
 
   /** Remembers a write failure that is not a lost race (see writesFailing); logged once per spell, without the data. */
@@ -880,7 +896,7 @@ export class SqliteStore implements Store {
     this.writeFault = code;
   }
 
-  /** A transaction that met no write fault committed: the store writes again. */
+  /** A transaction that met no write fault committed changed rows: the store writes again. */
   private writesCommitted(): void {
     if (this.writeFault === undefined) return;
     this.log.info('store.sqlite.writes_recovered', { failedWith: this.writeFault });
@@ -889,7 +905,7 @@ export class SqliteStore implements Store {
 
   /**
    * True from a write failure that is not a lost race (disk full, read-only or unusable file, I/O error:
-   * WRITE_FAULT_CODES) until a transaction that met none commits, and for good once the database file
+   * WRITE_FAULT_CODES) until a transaction that met none commits changed rows, and for good once the database file
    * was deleted or replaced. Reads may still answer meanwhile, so the health probe asks this too.
    */
   writesFailing(): boolean {
@@ -1297,6 +1313,7 @@ function prepareStatements(db: Database.Database) {
       .raw(true),
     maxSeq: db.prepare('SELECT MAX(seq) FROM sighting_log').pluck(),
     dataVersion: db.prepare('PRAGMA data_version').pluck(),
+    totalChanges: db.prepare('SELECT total_changes()').pluck(),
     getLease: db.prepare('SELECT owner, expires_at FROM leases WHERE tenant_id = ? AND case_id = ?'),
     putLease: db.prepare(
       `INSERT INTO leases (tenant_id, case_id, owner, expires_at) VALUES (?, ?, ?, ?)
