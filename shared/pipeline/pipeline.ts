@@ -15,7 +15,8 @@
  * Related alerts arriving at the same moment
  * - A case sees the related cases committed before its look-up. Two related alerts looked up at
  *   the same moment would both miss each other. In one process the look-up → write lock orders
- *   them (stores that apply writes on call: SQLite). Across instances (Cosmos), with
+ *   them (stores that apply writes on call: SQLite); an Event Hub batch (a unit of work) holds it
+ *   for the whole unit. Across instances (Cosmos), with
  *   `recheckAfterCommit` (CORRELATION_RECHECK=true; one more query per case), each case is
  *   looked up again after its commit. A related case that appeared since the first look-up and
  *   whose stored verdict does not list this case missed it too: this case is then judged again
@@ -129,7 +130,11 @@ interface Pending {
 /** Hands a committed case's outbox entries to the caller, who delivers them after its commit. */
 type Defer = (record: CaseRecord, outbox: readonly NotificationRecord[]) => void;
 
-/** At most this many appeared cases are read by one re-check (each is one point read). */
+/**
+ * A re-check reads the appeared cases this many at a time (each is one point read). It reads them all:
+ * after a burst on one host the cases that saw this one come first (newest first), and the one that
+ * missed it would be left unread. They are bounded anyway: a key at the infrastructure bound returns no rows.
+ */
 const RECHECK_READS = 10;
 
 /** How a delivery's cases are processed (decided once per delivery from the store). */
@@ -213,9 +218,17 @@ export class Pipeline {
       items.push(await this.handleParsed(p, options, body, mode, (record, outbox) => pending.push({ index, record, outbox })));
     };
     if (inUnit && store.unitOfWork) {
-      await store.unitOfWork(async () => {
-        for (const [i, p] of parsed.entries()) await run(p, i);
-      });
+      // A unit holds the look-up → write lock as a whole (stores that apply writes on call): a single
+      // delivery that looked up before the unit began then issues its write before the unit looks up,
+      // instead of writing after it, where neither would have seen the other (one connection: no re-check).
+      const release = store.appliesWritesOnCall === true ? await this.lookupLock() : undefined;
+      try {
+        await store.unitOfWork(async () => {
+          for (const [i, p] of parsed.entries()) await run(p, i);
+        });
+      } finally {
+        release?.();
+      }
       await this.deliverPending(pending.splice(0), items);
     } else {
       for (const [i, p] of parsed.entries()) {
@@ -358,7 +371,7 @@ export class Pipeline {
       const appeared = new Set(sightings.filter((s) => !seen.has(s.caseId)).map((s) => s.caseId));
       if (appeared.size === 0) return saved;
       // A case that lists this one saw it: the pair was judged there, as arrival in turn would have.
-      const missed = await this.missedBy(c, [...appeared].slice(0, RECHECK_READS));
+      const missed = await this.missedBy(c, [...appeared]);
       if (missed.length === 0) return saved;
       const why = `re-correlated after commit r${saved.revision}: ${missed.length} related case(s) committed meanwhile without seeing this one`;
       // Judged on what arrival in commit order would have shown it: the first look-up plus the cases
@@ -411,13 +424,19 @@ export class Pipeline {
     }
   }
 
-  /** The ids among `ids` whose stored verdict does not list `c` (a case gone meanwhile counts as seeing it). */
+  /**
+   * The ids among `ids` whose stored verdict does not list `c` (a case gone meanwhile counts as seeing it),
+   * read RECHECK_READS at a time.
+   */
   private async missedBy(c: Case, ids: readonly string[]): Promise<string[]> {
-    const records = await Promise.all(ids.map((id) => this.deps.store.getCase(c.tenantId, id)));
-    return ids.filter((_, i) => {
-      const r = records[i];
-      return r !== undefined && !r.result.killChain.relatedCaseIds.includes(c.caseId);
-    });
+    const missed: string[] = [];
+    for (let from = 0; from < ids.length; from += RECHECK_READS) {
+      const batch = ids.slice(from, from + RECHECK_READS);
+      const records = await Promise.all(batch.map((id) => this.deps.store.getCase(c.tenantId, id)));
+      for (const [i, r] of records.entries())
+        if (r !== undefined && !r.result.killChain.relatedCaseIds.includes(c.caseId)) missed.push(batch[i] as string);
+    }
+    return missed;
   }
 
   /** Waits for the look-up → write lock; resolves to its release. */

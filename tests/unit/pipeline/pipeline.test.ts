@@ -25,6 +25,8 @@ function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry; out
     brain: createBrain(),
     log: silentLogger,
     dispatcher: new OutboxDispatcher(store, sender, silentLogger, options.outboxClock),
+    // The same clock writes the entries' createdAt, so a test that moves it past a backoff does not depend on real time.
+    ...(options.outboxClock ? { clock: options.outboxClock } : {}),
     backoffMs: 1,
   });
   return { store, pipeline, sent };
