@@ -211,15 +211,21 @@ function waitAfter(attempts: number, policy: OutboxRetryPolicy): number {
  * at which an entry with i attempts is due, for i = 0 … maxAttempts. An entry is due when
  * `createdAt + wait(attempts) ≤ now`, that is `createdAt ≤ now − wait(attempts)`, so the store compares
  * createdAt with a constant and needs no due-time column. An entry with more attempts than that (left by a
- * policy that allowed more) gets the last cut-off: listed early, held back by isDue. Pure.
+ * policy that allowed more) gets the last cut-off, as isDue gives it. Pure.
  */
 export function dueCutoffs(now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY): string[] {
   return Array.from({ length: policy.maxAttempts + 1 }, (_, i) => new Date(now.getTime() - waitAfter(i, policy)).toISOString());
 }
 
-/** Whether an entry may be attempted at `now`. An unreadable `createdAt` counts as due, so it is never stranded. Pure. */
+/**
+ * Whether an entry may be attempted at `now`. An unreadable `createdAt` counts as due, so it is never stranded.
+ * An entry with more attempts than `maxAttempts` (left by a policy that allowed more) waits as one with
+ * `maxAttempts` does, its one last attempt: the store lists it from the last cut-off on (dueCutoffs), and an
+ * entry listed but held back here would take one of a drain's 500 places without being sent, so enough of
+ * them would keep the due entries behind them waiting. Pure.
+ */
 export function isDue(n: Pick<NotificationRecord, 'createdAt' | 'attempts'>, now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY): boolean {
-  return !(now.getTime() < nextAttemptAt(n, policy));
+  return !(now.getTime() < Date.parse(n.createdAt) + waitAfter(Math.min(n.attempts, policy.maxAttempts), policy));
 }
 
 /** Options of one delivery. */

@@ -104,6 +104,22 @@ describe('the due cut-offs the drain hands the store', () => {
 
     expect(disagreements).toEqual([]);
   });
+
+  it('say what isDue says for an entry with more attempts than the policy allows: the last cut-off', () => {
+    // Arrange: entries left with 4 to 7 attempts by a policy that allowed 8, read under one that allows 3
+    const policy = { ...OUTBOX_RETRY, maxAttempts: 3 };
+    const now = new Date(T0);
+    const last = dueCutoffs(now, policy).at(-1) as string;
+    const boundary = Date.parse(last);
+
+    // Act
+    const verdicts = [4, 5, 7].flatMap((attempts) =>
+      [boundary - 1, boundary, boundary + 1].map((ms) => isDue({ createdAt: new Date(ms).toISOString(), attempts }, now, policy)),
+    );
+
+    // Assert
+    expect(verdicts).toEqual([4, 5, 7].flatMap(() => [true, true, false]));
+  });
 });
 
 /** `store` with the number of rows each read of queued entries (a drain's) answered, in `answers`. */
@@ -141,6 +157,28 @@ describe('what a drain reads', () => {
     expect(sent).toBe(1);
     expect(sends).toEqual([entry('new').key]);
     expect(answers).toEqual([1]);
+    await store.close();
+  });
+
+  it('sends every entry the store lists, even one left with more attempts than the policy allows, so such a backlog never fills a drain', async () => {
+    // Arrange: 500 entries with 5 attempts left by a policy that allowed 8, read under one that allows 3 (the
+    // store lists them from the last cut-off on: +210 s); then a first attempt a crash interrupted, at +300 s
+    const store = openSqliteStore({ file: ':memory:' });
+    for (let i = 0; i < 500; i++) await store.enqueueNotification(entry(`r${String(i).padStart(3, '0')}`, { attempts: 5 }));
+    await store.enqueueNotification(entry('interrupted', { createdAt: at(300_000) }));
+    const sends: string[] = [];
+    const retry = { ...OUTBOX_RETRY, maxAttempts: 3 };
+    const worker = new OutboxDispatcher(store, { send: async (n) => void sends.push(n.key) }, silentLogger, () => new Date(T0 + 400_000), {
+      retry,
+    });
+
+    // Act
+    const first = await worker.drain();
+    const second = await worker.drain();
+
+    // Assert
+    expect([first, second]).toEqual([500, 1]);
+    expect(sends.at(-1)).toBe(entry('interrupted').key);
     await store.close();
   });
 
