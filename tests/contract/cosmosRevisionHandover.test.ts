@@ -11,15 +11,9 @@ import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
 import type { CaseRecord } from '../../shared/store/port';
 import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
 import { type CountingProxy, startCountingProxy } from '../helpers/countingProxy';
-import { caseRecord, sighting } from './fixtures';
+import { caseRecord, MULTI_BATCH_REVISION, sighting } from './fixtures';
 
-const AT = '2024-05-01T10:00:00.000Z';
-const WINDOW = { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z' };
-/** Revision 1: 150 keys. Revision 2 keeps 30 and adds 80: 120 deletes and 110 writes, three batches (99, 99, 32 index operations). */
-const OLD = Array.from({ length: 150 }, (_, i) => `ip:10.1.${i >> 8}.${i & 255}`);
-const KEPT = OLD.slice(0, 30);
-const GONE = OLD.slice(30);
-const NEW = Array.from({ length: 80 }, (_, i) => `host:h${i}.corp.contoso.example`);
+const { AT, WINDOW, OLD, KEPT, GONE, NEW } = MULTI_BATCH_REVISION;
 const ATTEMPTS = 4;
 
 let server: CosmosTestServer;

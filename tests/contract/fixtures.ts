@@ -128,3 +128,20 @@ export function parked(id: string, parkedAt: string, tenantId?: string): ParkedI
     parkedAt,
   };
 }
+
+/**
+ * Keys of a case revised across several Cosmos transactional batches (cosmosRevision*.test.ts):
+ * revision 1 has the 150 `OLD` keys (two batches); revision 2 keeps `KEPT` (30), drops `GONE` (120)
+ * and adds `NEW` (80): 120 deletes and 110 writes, three batches (99, 99, 32 index operations).
+ */
+export const MULTI_BATCH_REVISION = (() => {
+  const OLD = Array.from({ length: 150 }, (_, i) => `ip:10.1.${i >> 8}.${i & 255}`);
+  return {
+    AT: '2024-05-01T10:00:00.000Z',
+    WINDOW: { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z' },
+    OLD,
+    KEPT: OLD.slice(0, 30),
+    GONE: OLD.slice(30),
+    NEW: Array.from({ length: 80 }, (_, i) => `host:h${i}.corp.contoso.example`),
+  };
+})();
