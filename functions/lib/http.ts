@@ -5,6 +5,7 @@
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 import { PayloadTooLargeError } from '../../shared/errors';
 import { answerError, type HttpAnswer } from '../../shared/http/respond';
+import { createLogger } from '../../shared/log';
 import { getRuntime } from '../../shared/runtime';
 
 /**
@@ -48,7 +49,9 @@ export async function guarded(context: InvocationContext, fn: () => Promise<Http
     const answer = answerError(err);
     if (answer.status >= 500) {
       const rt = await getRuntime().catch(() => undefined);
-      rt?.log.error('http.failed', { function: context.functionName, invocationId: context.invocationId, err });
+      // Without a runtime its start failed (a bad setting): every request then answers 500, and this
+      // line, on a logger of its own, is the only place that says which setting and why.
+      (rt?.log ?? createLogger()).error('http.failed', { function: context.functionName, invocationId: context.invocationId, err });
     }
     return toResponse(answer);
   }

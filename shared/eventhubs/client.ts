@@ -29,6 +29,20 @@ const HOST = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A
 /** Event hub names: letters, digits, `.`, `-`, `_`, starting and ending with a letter or digit, up to 256 chars. */
 const HUB = /^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,254}[A-Za-z0-9])?$/;
 
+/** Every character a NAMESPACE/HUB target (or an FQDN, an `sb://` prefix) can contain. */
+const TARGET_CHARS = /^[A-Za-z0-9._:/-]*$/;
+
+/**
+ * A refused target (or part of one) as a message may show it: quoted when it is made of target
+ * characters only. Anything else (`=`, `;`, `?`, `&`) is what a connection string or SAS has, and
+ * those carry the key: such a value reaches the CLI's stderr, so it is described, never quoted.
+ */
+function shown(value: string): string {
+  return TARGET_CHARS.test(value)
+    ? JSON.stringify(value)
+    : '(not shown: it has characters a target never has, such as = ; ? &: a connection string or SAS goes in EVENTHUB_CONNECTION_STRING)';
+}
+
 /**
  * Parses `NAMESPACE/HUB` or `NAMESPACE.servicebus.windows.net/HUB` (an `sb://` prefix is
  * tolerated). A namespace without a dot gets `.servicebus.windows.net` appended.
@@ -39,19 +53,19 @@ export function parseEventHubTarget(target: string): EventHubTarget {
   const trimmed = target.trim().replace(/^sb:\/\//i, '');
   const slash = trimmed.indexOf('/');
   if (slash <= 0 || slash === trimmed.length - 1 || trimmed.indexOf('/', slash + 1) !== -1) {
-    throw new ConfigError('eventhub', `expected NAMESPACE/HUB or NAMESPACE.servicebus.windows.net/HUB, got ${JSON.stringify(target)}`);
+    throw new ConfigError('eventhub', `expected NAMESPACE/HUB or NAMESPACE.servicebus.windows.net/HUB, got ${shown(target)}`);
   }
   const ns = trimmed.slice(0, slash);
   const hub = trimmed.slice(slash + 1);
   let fullyQualifiedNamespace: string;
   if (ns.includes('.')) {
-    if (!HOST.test(ns)) throw new ConfigError('eventhub', `not a valid namespace host name: ${JSON.stringify(ns)}`);
+    if (!HOST.test(ns)) throw new ConfigError('eventhub', `not a valid namespace host name: ${shown(ns)}`);
     fullyQualifiedNamespace = ns.toLowerCase();
   } else {
-    if (!NAMESPACE.test(ns)) throw new ConfigError('eventhub', `not a valid Event Hubs namespace name: ${JSON.stringify(ns)}`);
+    if (!NAMESPACE.test(ns)) throw new ConfigError('eventhub', `not a valid Event Hubs namespace name: ${shown(ns)}`);
     fullyQualifiedNamespace = `${ns.toLowerCase()}.servicebus.windows.net`;
   }
-  if (!HUB.test(hub)) throw new ConfigError('eventhub', `not a valid event hub name: ${JSON.stringify(hub)}`);
+  if (!HUB.test(hub)) throw new ConfigError('eventhub', `not a valid event hub name: ${shown(hub)}`);
   return { fullyQualifiedNamespace, eventHubName: hub };
 }
 
@@ -81,10 +95,24 @@ export function createEventHubProducerFromConnectionString(connectionString: str
       'EVENTHUB_CONNECTION_STRING',
       'not a usable Event Hubs connection string (needs Endpoint, a key or SAS, and a hub name)',
       {
-        cause: err,
+        cause: withoutString(err, connectionString),
       },
     );
   }
+}
+
+/**
+ * The SDK's error with the connection string taken out of its message and stack: the SDK quotes the
+ * whole string, key included, when it names no hub ("Either provide "eventHubName" or the
+ * "connectionString": "Endpoint=…;SharedAccessKey=…""), and a cause is printed along with its error
+ * (the logger, `util.inspect`, an uncaught rejection). The error keeps its type; only its text changes.
+ */
+function withoutString(err: unknown, connectionString: string): unknown {
+  if (!(err instanceof Error) || connectionString === '') return err;
+  const hide = (s: string): string => s.split(connectionString).join('<EVENTHUB_CONNECTION_STRING>');
+  err.message = hide(err.message);
+  if (err.stack) err.stack = hide(err.stack);
+  return err;
 }
 
 /**

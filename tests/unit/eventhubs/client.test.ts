@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import type { AccessToken, TokenCredential } from '@azure/identity';
 import { ConfigError } from '../../../shared/errors';
 import {
@@ -93,5 +94,43 @@ describe('createEventHubProducer', () => {
     await fromName.close();
     expect(() => createEventHubProducerFromEnv('fabrikam-soc/other-hub', env)).toThrow(/differs from the target namespace/);
     expect(() => createEventHubProducerFromEnv(undefined, {})).toThrow(ConfigError);
+  });
+});
+
+describe('a connection string where a target or a hub name belongs', () => {
+  const KEY = 'bm90LWEtcmVhbC1rZXktYnV0LXNlY3JldA==';
+  const withoutHub = `Endpoint=sb://contoso-soc.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=${KEY}`;
+
+  it.each([
+    ['a whole connection string', `${withoutHub};EntityPath=am-securityalert`],
+    ['a connection string without EntityPath', withoutHub],
+    ['a SAS URL', `sb://contoso-soc.servicebus.windows.net/am-securityalert?sr=x&sig=${KEY}&se=1&skn=send`],
+    ['a target with a SAS appended', `contoso-soc/am-securityalert;SharedAccessSignature=SharedAccessSignature sr=x&sig=${KEY}`],
+  ])('%s given as --eventhub is refused without its key in the message (the CLI prints it)', (_label, target) => {
+    let caught: unknown;
+    try {
+      parseEventHubTarget(target);
+    } catch (err) {
+      caught = err;
+    }
+
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).message).not.toContain(KEY);
+    expect((caught as ConfigError).message).toMatch(/EVENTHUB_CONNECTION_STRING/);
+  });
+
+  it('without a hub, is refused with a cause that no longer quotes it (a cause is printed with its error)', () => {
+    let caught: unknown;
+    try {
+      createEventHubProducerFromConnectionString(withoutHub);
+    } catch (err) {
+      caught = err;
+    }
+
+    expect(caught).toBeInstanceOf(ConfigError);
+    const cause = (caught as ConfigError).cause;
+    expect(cause).toBeInstanceOf(TypeError);
+    expect(inspect(caught)).not.toContain(KEY);
+    expect((cause as Error).message).toContain('<EVENTHUB_CONNECTION_STRING>');
   });
 });
