@@ -273,18 +273,35 @@ export class Pipeline {
       });
       return { path, ...outcome };
     } catch (err) {
-      this.deps.log.error('case.failed', { tenantId: c.tenantId, caseId: c.caseId, err });
+      this.deps.log.error('case.failed', { tenantId: c.tenantId, caseId: c.caseId, step: 'persist', err });
       // Never lose an alert: what still fails after the in-process retries is parked for `triage parked replay`.
       // If parking fails too (store down), this throws and the trigger's retry policy redelivers.
       // The original item (not the parsed Case) is kept, so a replay goes through parsing again.
       const raw = rawAt(body, path) ?? body;
-      const parked = await this.park({ path, error: err, raw, source: options.source, tenantId: c.tenantId });
+      const parked = await this.park({
+        path,
+        error: err,
+        raw,
+        source: options.source,
+        tenantId: c.tenantId,
+        caseId: c.caseId,
+        step: 'persist',
+      });
       return { ...parked, status: 'failed', caseId: c.caseId };
     }
   }
 
   /** Keeps a rejected item with its reason and body; returns its outcome. */
-  private async park(p: { path: string; error: unknown; raw: unknown; source: string; tenantId?: string }): Promise<ItemOutcome> {
+  private async park(p: {
+    path: string;
+    error: unknown;
+    raw: unknown;
+    source: string;
+    tenantId?: string;
+    /** Known when a parsed case failed later (the store kept failing), with the step it failed at; else a parse rejection. */
+    caseId?: string;
+    step?: 'persist';
+  }): Promise<ItemOutcome> {
     const info = errorInfo(p.error);
     // Never throws for the item's content: a value nested thousands deep, or an event's bytes, is still kept as text.
     // Kept whole for replay unless, as stored, it would not fit a store item (see fitParkedBody).
@@ -302,7 +319,8 @@ export class Pipeline {
     await this.deps.store.park(item);
     this.deps.log.warn('item.parked', {
       tenantId: p.tenantId,
-      step: 'parse',
+      ...(p.caseId ? { caseId: p.caseId } : {}),
+      step: p.step ?? 'parse',
       path: p.path,
       reason: info.message.slice(0, 500),
       parkedId: item.id,

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyRegistry } from '../../../shared/config/policy';
 import { StoreUnavailableError } from '../../../shared/errors';
-import { silentLogger } from '../../../shared/log';
+import { createLogger, type Logger, silentLogger } from '../../../shared/log';
 import { type ChannelSender, OutboxDispatcher } from '../../../shared/notify/outbox';
 import { rawAt } from '../../../shared/pipeline/park';
 import { Pipeline } from '../../../shared/pipeline/pipeline';
@@ -15,7 +15,7 @@ const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const INCIDENT = '6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b';
 const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
 
-function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry; outboxClock?: () => Date } = {}) {
+function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry; outboxClock?: () => Date; log?: Logger } = {}) {
   const store = openSqliteStore({ file: ':memory:' });
   const sent: NotificationRecord[] = [];
   const sender = options.sender ?? { send: async (n: NotificationRecord) => void sent.push(n) };
@@ -23,7 +23,7 @@ function setup(options: { sender?: ChannelSender; policies?: PolicyRegistry; out
     store,
     policies: options.policies ?? PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
     brain: createBrain(),
-    log: silentLogger,
+    log: options.log ?? silentLogger,
     dispatcher: new OutboxDispatcher(store, sender, silentLogger, options.outboxClock),
     // The same clock writes the entries' createdAt, so a test that moves it past a backoff does not depend on real time.
     ...(options.outboxClock ? { clock: options.outboxClock } : {}),
@@ -154,8 +154,11 @@ describe('pipeline idempotency', () => {
     expect(parked[0]?.body).toBe('{"records": [ truncated');
   });
 
-  it('parks a case whose store write keeps failing, so the alert is never lost', async () => {
-    const { store, pipeline } = setup();
+  it('parks a case whose store write keeps failing, so the alert is never lost, and logs it with its case and step', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const { store, pipeline } = setup({
+      log: createLogger({ level: 'warn', sink: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) }),
+    });
     const real = store.putCase.bind(store);
     store.putCase = async () => {
       throw new StoreUnavailableError('disk full');
@@ -167,6 +170,8 @@ describe('pipeline idempotency', () => {
     expect(out.items[0]?.status).toBe('failed');
     const parked = await store.listParked({});
     expect(parked[0]?.errorName).toBe('StoreUnavailableError');
+    for (const event of ['case.failed', 'item.parked'])
+      expect(lines.find((l) => l.event === event)).toMatchObject({ tenantId: TENANT, caseId: INCIDENT, step: 'persist' });
     // The parked body replays into a real case once the store is back.
     const replayed = await pipeline.ingestText(parked[0]?.body ?? '', { kind: 'auto', source: 'replay' });
     expect(replayed.items[0]?.error).toBeUndefined();
