@@ -378,7 +378,23 @@ export function cosmosRetryAfterMs(err: unknown): number | undefined {
   return undefined;
 }
 
-function retryPolicy(op: string, tuning: CosmosStoreOptions['retry'], log: Logger): RetryPolicy {
+/** The pipeline step an operation serves, for its retry lines (house rule: tenantId, caseId and step on every case event). */
+const STEP_OF_OP: Readonly<Record<string, string>> = {
+  getCase: 'dedupe',
+  findRelated: 'correlate',
+  putCase: 'persist',
+  enqueueNotification: 'notify',
+  markNotification: 'notify',
+  listNotifications: 'notify',
+};
+
+/** The case an operation is for, when it is for one (retry lines carry it). */
+interface OpScope {
+  readonly tenantId?: string;
+  readonly caseId?: string;
+}
+
+function retryPolicy(op: string, tuning: CosmosStoreOptions['retry'], log: Logger, scope: OpScope = {}): RetryPolicy {
   return {
     attempts: tuning?.attempts ?? 6,
     baseMs: tuning?.baseMs ?? 100,
@@ -391,7 +407,15 @@ function retryPolicy(op: string, tuning: CosmosStoreOptions['retry'], log: Logge
       err instanceof StoreUnavailableError
         ? err
         : new StoreUnavailableError(`cosmos ${op} failed after ${attempts} attempt(s)`, { cause: err }),
-    onRetry: ({ attempt, delayMs, error }) => log.warn('store.cosmos.retry', { op, attempt, delayMs, status: statusOf(error) }),
+    onRetry: ({ attempt, delayMs, error }) =>
+      log.warn('store.cosmos.retry', {
+        ...scope,
+        ...(Object.hasOwn(STEP_OF_OP, op) ? { step: STEP_OF_OP[op] } : {}),
+        op,
+        attempt,
+        delayMs,
+        status: statusOf(error),
+      }),
   };
 }
 
@@ -664,9 +688,9 @@ export class CosmosStore implements Store {
   ) {}
 
   /** `fn` under the retry policy; `attempts` overrides the configured number (a repair on a read tries once). */
-  private call<T>(op: string, fn: () => Promise<T>, attempts?: number): Promise<T> {
+  private call<T>(op: string, fn: () => Promise<T>, attempts?: number, scope?: OpScope): Promise<T> {
     const tuning = attempts === undefined ? this.options.retry : { ...this.options.retry, attempts };
-    return withRetry(fn, retryPolicy(op, tuning, this.log));
+    return withRetry(fn, retryPolicy(op, tuning, this.log, scope));
   }
 
   private ttlFor(tenantId: string): number | undefined {
@@ -800,7 +824,10 @@ export class CosmosStore implements Store {
   }
 
   private async readCaseDoc(tenantId: string, caseId: string): Promise<CaseDoc | undefined> {
-    const res = await this.call('getCase', () => this.cases.item(caseDocId(caseId), tenantId).read<CaseDoc>());
+    const res = await this.call('getCase', () => this.cases.item(caseDocId(caseId), tenantId).read<CaseDoc>(), undefined, {
+      tenantId,
+      caseId,
+    });
     return res.resource;
   }
 
@@ -1037,6 +1064,7 @@ export class CosmosStore implements Store {
           }
         },
         attempts,
+        { tenantId, caseId },
       );
       const results = res.result ?? [];
       const next: BatchOp[] = [];
@@ -1092,11 +1120,12 @@ export class CosmosStore implements Store {
       },
       { partitionKey: query.tenantId, maxItemCount: Math.min(1000, keys.length * query.limitPerKey) },
     );
+    const scope: OpScope = { tenantId: query.tenantId, ...(query.excludeCaseId !== undefined ? { caseId: query.excludeCaseId } : {}) };
     const perKey = new Map<string, EntitySighting[]>(keys.map((k) => [k, []]));
     let full = 0;
     // Newest first across all keys: stop paging as soon as every key has its limit.
     while (full < keys.length && iterator.hasMoreResults()) {
-      const page = await this.call('findRelated', () => iterator.fetchNext());
+      const page = await this.call('findRelated', () => iterator.fetchNext(), undefined, scope);
       for (const d of page.resources) {
         const list = perKey.get(d.entityKey);
         if (!list || list.length >= query.limitPerKey) continue;
@@ -1225,7 +1254,7 @@ export class CosmosStore implements Store {
     if (update.sentAt !== undefined) ops.push({ op: 'set', path: '/sentAt', value: update.sentAt });
     if (update.lastError !== undefined) ops.push({ op: 'set', path: '/lastError', value: update.lastError });
     try {
-      await this.call('markNotification', () => this.cases.item(outboxDocId(key), tenantId).patch(ops));
+      await this.call('markNotification', () => this.cases.item(outboxDocId(key), tenantId).patch(ops), undefined, { tenantId });
     } catch (err) {
       if (statusOf(err) !== 404) throw err;
       this.log.warn('store.notification.unknown', { tenantId, key });

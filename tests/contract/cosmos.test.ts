@@ -1,5 +1,6 @@
 import { CosmosClient } from '@azure/cosmos';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../../shared/errors';
+import { createLogger } from '../../shared/log';
 import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
 import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
 import { type CountingProxy, startCountingProxy } from '../helpers/countingProxy';
@@ -170,6 +171,29 @@ describe('Cosmos store', () => {
     expect(proxy.seen.map((s) => [s.kind, s.status])).toEqual([
       ['point', 429],
       ['point', 200],
+    ]);
+  });
+
+  it('logs each retry of a case operation with its tenant, case and pipeline step', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const logged = await openCosmosStore({
+      endpoint: proxy.endpoint,
+      key: server.key,
+      database: `triage-${databases}`,
+      retry: { attempts: 4, sleep: async () => {}, random: () => 0.5 },
+      log: createLogger({ level: 'warn', sink: (l) => lines.push(JSON.parse(l) as Record<string, unknown>) }),
+    });
+    proxy.inject({ status: 429, headers: { 'x-ms-retry-after-ms': '1' }, kinds: ['batch'] });
+    proxy.inject({ status: 429, headers: { 'x-ms-retry-after-ms': '1' }, kinds: ['point'] });
+
+    await logged.putCase(caseRecord('t', 'case-1'), [], undefined);
+    await logged.getCase('t', 'case-1');
+    await logged.close();
+
+    const retries = lines.filter((l) => l.event === 'store.cosmos.retry');
+    expect(retries).toEqual([
+      expect.objectContaining({ tenantId: 't', caseId: 'case-1', step: 'persist', op: 'putCase' }),
+      expect.objectContaining({ tenantId: 't', caseId: 'case-1', step: 'dedupe', op: 'getCase' }),
     ]);
   });
 
