@@ -9,23 +9,28 @@
  *   detectedAt ± window (both directions, so arrival order does not matter);
  * - infrastructure: a key with more than `infrastructureThreshold` related cases;
  *   the whole entity is then ignored (its other spellings are the same machine);
- * - multi-stage on an entity: (a) this case's phases ∪ the related cases' phases on
- *   that entity count at least `distinctPhases`, or (b) with `progression`, this
- *   case and a related case on that entity are ordered by detectedAt (not arrival)
- *   and the later one has a phase strictly after a phase of the earlier one.
+ * - multi-stage on an entity: (a) this case's phases ∪ the phases of the related cases
+ *   on that entity detected within ONE window-long span that includes this case
+ *   (latest − earliest detectedAt ≤ window) count at least `distinctPhases`, or
+ *   (b) with `progression`, this case and a related case on that entity are ordered
+ *   by detectedAt (not arrival) and the later one has a phase strictly after a
+ *   phase of the earlier one.
  *   A case on its own is multi-stage when its own alerts satisfy (a) or (b).
  *
  * Why this is order-independent: every criterion is a property of a PAIR (b) or of
- * the union of phases on one entity (a). Whatever the arrival order, the case of a
- * pair that arrives second sees the first (the window is symmetric and rows are
- * kept until the retention ends), and the last case of a chain on one entity to
- * arrive sees them all. Hence "some case of the chain was flagged multi-stage on
- * arrival" has the same value for every arrival order, and equals "some case is
- * flagged when all are re-evaluated". It holds while the chain has at most
- * `infrastructureThreshold` cases on the shared entity (beyond that the key is
- * infrastructure by definition) and for chains linked through ONE entity; chains
- * linked transitively (A–B through a host, B–C through an account) are judged pair
- * by pair, because the store returns direct neighbours only.
+ * a SET of cases on one entity at most a window apart from each other (a). Whatever
+ * the arrival order, the case of a pair that arrives second sees the first (the
+ * window is symmetric and rows are kept until the retention ends), and the last case
+ * of such a set to arrive sees all the others, since each is within the window of it.
+ * (a) is bounded to one window-long span for that reason: with the plain union over
+ * ± window, a case in the middle of cases two windows apart was flagged only when it
+ * arrived last, as neither outer case ever sees the other. Hence "some case of the
+ * chain was flagged multi-stage on arrival" has the same value for every arrival
+ * order, and equals "some case is flagged when all are re-evaluated". It holds while
+ * the chain has at most `infrastructureThreshold` cases on the shared entity (beyond
+ * that the key is infrastructure by definition) and for chains linked through ONE
+ * entity; chains linked transitively (A–B through a host, B–C through an account)
+ * are judged pair by pair, because the store returns direct neighbours only.
  *
  * `stage` is the furthest phase (kill-chain order) reached by the chain visible
  * from this case (this case + related cases on non-ignored entities): "how far
@@ -187,10 +192,16 @@ export function correlateCase(
 
   let chainMask = selfMask;
   for (const g of groups) {
+    // Earliest and latest detection of this case and the entity's related cases: two comparisons per
+    // related case, so that the usual set (all within one window) needs no sort for criterion (a).
+    let earliest = t0;
+    let latest = t0;
     for (const [id, slot] of g.related) {
       const t = slots.t[slot] ?? Number.NaN;
       const mask = slots.mask[slot] ?? 0;
       g.chainMask |= mask;
+      if (t < earliest) earliest = t;
+      if (t > latest) latest = t;
       if (settings.progression && g.progression === undefined && isProgression(t0, selfMask, t, mask)) {
         g.progression =
           t0 < t
@@ -198,7 +209,9 @@ export function correlateCase(
             : { earlierCase: id, earlierMask: mask, laterCase: caseId, laterMask: selfMask };
       }
     }
-    g.distinct = phaseCount(g.chainMask) >= settings.distinctPhases;
+    g.distinct =
+      phaseCount(g.chainMask) >= settings.distinctPhases &&
+      (latest - earliest <= windowMs || phasesWithinOneWindow(t0, selfMask, g.related, slots, windowMs) >= settings.distinctPhases);
     chainMask |= g.chainMask;
   }
   const selfDistinct = phaseCount(selfMask) >= settings.distinctPhases;
@@ -311,6 +324,39 @@ function relatedOf(
     }
   }
   return related;
+}
+
+/**
+ * Criterion (a) when the related cases span more than a window: the most phases this case and the
+ * related cases detected within one window-long span that includes this case show together. Such a
+ * span can start at the earliest case it holds (moving its start right up to that case loses none
+ * and may gain some at the other end), so the starts worth trying are the detection times in
+ * [t0 − window, t0]; a two-pointer sweep over the cases sorted by time, with a count per phase, tries
+ * them all. Runs only for an entity whose related cases are more than a window apart and together
+ * show enough phases: a sort of those cases, O(n log n), is its whole cost.
+ */
+function phasesWithinOneWindow(t0: number, selfMask: number, related: ReadonlyMap<string, number>, slots: Slots, windowMs: number): number {
+  const dated: { t: number; m: number }[] = [];
+  for (const slot of related.values()) dated.push({ t: slots.t[slot] ?? Number.NaN, m: slots.mask[slot] ?? 0 });
+  dated.sort((a, b) => a.t - b.t);
+  const counts = new Array<number>(KILL_CHAIN_PHASES.length).fill(0);
+  const count = (m: number, by: number): void => {
+    for (let i = 0; i < counts.length; i++) if (m & (1 << i)) counts[i] = (counts[i] ?? 0) + by;
+  };
+  let best = phaseCount(selfMask);
+  let hi = 0;
+  let lo = 0;
+  const tryStart = (start: number): void => {
+    while (hi < dated.length && (dated[hi]?.t ?? Number.NaN) <= start + windowMs) count(dated[hi++]?.m ?? 0, 1);
+    while (lo < hi && (dated[lo]?.t ?? Number.NaN) < start) count(dated[lo++]?.m ?? 0, -1);
+    let mask = selfMask;
+    for (let i = 0; i < counts.length; i++) if ((counts[i] ?? 0) > 0) mask |= 1 << i;
+    best = Math.max(best, phaseCount(mask));
+  };
+  // Starts in ascending order, so both pointers only move forward: the related times in [t0 − window, t0], then t0.
+  for (const d of dated) if (d.t >= t0 - windowMs && d.t <= t0) tryStart(d.t);
+  tryStart(t0);
+  return best;
 }
 
 /**

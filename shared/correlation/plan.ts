@@ -67,8 +67,13 @@ export function builtinNonCorrelating(e: Entity): string | undefined {
       const what = parsed ? BUILTIN_IP_RANGES.get(parsed.range) : undefined;
       return what ? `built-in: ${what}` : undefined;
     }
-    case 'host':
-      return BUILTIN_HOSTS.has(keyValue(e.key).toLowerCase()) ? 'built-in: local host name' : undefined;
+    case 'host': {
+      // The alt keys too: `localhost.corp.example` carries the short key `host:localhost`, which would
+      // link every machine that calls itself localhost, whatever its domain.
+      if (BUILTIN_HOSTS.has(keyValue(e.key).toLowerCase())) return 'built-in: local host name';
+      for (const k of e.altKeys) if (BUILTIN_HOSTS.has(keyValue(k).toLowerCase())) return 'built-in: local host name';
+      return undefined;
+    }
     case 'account': {
       if (isBuiltinAccount(e.key)) return 'built-in: well-known system account';
       for (const k of e.altKeys) if (isBuiltinAccount(k)) return 'built-in: well-known system account';

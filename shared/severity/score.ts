@@ -8,11 +8,18 @@
  *    enrichment evidence) raises to at least MEDIUM and never lowers. A floor
  *    rather than "+1 level" keeps the seed's "reputation hit → medium" true and
  *    does not turn every brute force from a listed scanner into critical;
- * 4. correlation — a multi-stage verdict raises one level, never above critical;
- * 5. clamp — the scale's bounds (shiftSeverity clamps; nothing to record).
+ * 4. correlation — a multi-stage verdict raises to at least HIGH and never lowers
+ *    (seed §5: at high and critical a senior engineer investigates; a multi-stage
+ *    attack needs that whatever its parts' levels). A floor, not "+1 level": a chain
+ *    is flagged on the case of it that arrives last (the earlier ones are not judged
+ *    again), so "+1" made the chain's highest severity depend on arrival order —
+ *    brute force (high) then C2 (medium) peaked at high in time order and at
+ *    critical when the brute force arrived second. With a floor the chain peaks at
+ *    max(its cases' own levels, high) in every order;
+ * 5. clamp — the scale's bounds (nothing to record).
  */
 
-import { compareSeverity, type Evidence, type KillChainVerdict, type Severity, type SeverityReason, shiftSeverity } from '../model/domain';
+import { compareSeverity, type Evidence, type KillChainVerdict, type Severity, type SeverityReason } from '../model/domain';
 import { INDICATOR_EVIDENCE_SOURCES, type IndicatorHit } from '../triage/indicators';
 
 /** Input of the scoring steps. */
@@ -35,6 +42,9 @@ export interface SeverityOutcome {
 
 /** The severity an indicator hit raises to at least. */
 export const INDICATOR_FLOOR: Severity = 'medium';
+
+/** The severity a multi-stage kill-chain verdict raises to at least (see step 4). */
+export const MULTI_STAGE_FLOOR: Severity = 'high';
 
 const MAX_LISTED = 3;
 
@@ -84,13 +94,13 @@ export function scoreSeverity(input: ScoreInput): SeverityOutcome {
   }
 
   if (input.verdict.multiStage) {
-    const to = shiftSeverity(sev, 1);
+    const to = compareSeverity(sev, MULTI_STAGE_FLOOR) < 0 ? MULTI_STAGE_FLOOR : sev;
     reasons.push({
       rule: 'kill-chain',
       effect: effectOf(sev, to),
       from: sev,
       to,
-      detail: `${input.verdict.detail ?? `multi-stage: phases ${input.verdict.phases.join(' → ')}`}${to === sev ? ' (already critical)' : ''}`,
+      detail: `${input.verdict.detail ?? `multi-stage: phases ${input.verdict.phases.join(' → ')}`} (a multi-stage attack is at least ${MULTI_STAGE_FLOOR}${to === sev ? `; already ${sev}` : ''})`,
     });
     sev = to;
   }

@@ -6,13 +6,18 @@
  *    (leading brackets/spaces skipped; the prefix must end at a word boundary, so
  *    `K1-1` does not match "K1-10 …"). When several rules match (an incident merging
  *    K1-1 and K5-1 alerts), the most severe wins — the rule's own severity, else the
- *    playbook's nominal one — so merging never under-triages; ties keep match order;
- * 2. playbook rule-name patterns (playbook priority order);
- * 3. ATT&CK techniques (sub-technique `T1059.001` matches `T1059`), best playbook priority;
- * 4. ATT&CK tactics, best playbook priority;
+ *    base severity its playbook gives THIS case — so merging never under-triages; ties
+ *    keep match order;
+ * 2. playbook rule-name patterns;
+ * 3. ATT&CK techniques (sub-technique `T1059.001` matches `T1059`);
+ * 4. ATT&CK tactics;
  * 5. an indicator hit on any entity → reputation;
  * 6. `generic`.
- * Playbook priority is `PLAYBOOK_IDS` order (most severe nominal base first).
+ * In steps 2–4, of the playbooks that match, the one whose base severity for this case
+ * is highest wins, ties by playbook priority (`PLAYBOOK_IDS` order, most severe nominal
+ * base first). Not the nominal level alone: command execution is medium on a
+ * maintenance terminal, and an incident merging it with a brute force (high) was
+ * reported medium.
  */
 import { findPlaybook, getPlaybook, PLAYBOOKS } from '../../playbooks';
 import { recognitionTexts, ruleNameMatch } from '../../playbooks/recognition';
@@ -41,8 +46,9 @@ for (const pb of RECOGNISERS) {
   for (const t of pb.recognition.techniques) if (!techniqueOwner.has(t.toUpperCase())) techniqueOwner.set(t.toUpperCase(), pb);
   for (const t of pb.recognition.tactics) if (!tacticOwner.has(normalizeTactic(t))) tacticOwner.set(normalizeTactic(t), pb);
 }
-const priority = new Map<string, number>(PLAYBOOKS.map((p, i) => [p.id, i]));
 const indicatorPlaybook = RECOGNISERS.find((p) => p.recognition.indicatorHit);
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 /** ASCII letter or digit (what `/[a-z0-9]/i` matches); NaN (past the end) is not. */
 function isWordCode(code: number): boolean {
@@ -61,26 +67,42 @@ function startsWithKey(name: string, key: string): boolean {
   return !isWordCode(key.charCodeAt(key.length - 1)) || !isWordCode(name.charCodeAt(key.length));
 }
 
-function nominal(rule: RuleRef, c: Case): Severity {
-  if (rule.entry.severity) return rule.entry.severity;
-  const pb = findPlaybook(rule.entry.playbook);
-  if (!pb || pb.nominalSeverity === 'provider') return c.providerSeverity;
-  return pb.nominalSeverity;
+/**
+ * The base severity a playbook gives this case (what scoring starts from), for choosing among
+ * several matching playbooks. `ruleCode` as the classification would carry it (the reputation hit
+ * keeps a provider's higher level only without one).
+ */
+function baseLevel(pb: Playbook, c: Case, p: CompiledPolicy, facts: CaseFacts, ruleCode?: string): Severity {
+  const classification: Mutable<Classification> = { playbook: pb.id, classifiedBy: '' };
+  if (ruleCode !== undefined) classification.ruleCode = ruleCode;
+  return pb.baseSeverity({ case: c, classification, facts, policy: p.policy }).severity;
 }
 
-function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: string } | undefined {
+/** The severity a matched rule entry gives this case: its own, else its playbook's base (generic, the provider's, for an unknown one). */
+function ruleLevel(rule: RuleRef, c: Case, p: CompiledPolicy, facts: CaseFacts): Severity {
+  return rule.entry.severity ?? baseLevel(getPlaybook(rule.entry.playbook), c, p, facts, rule.key);
+}
+
+function matchPolicyRules(c: Case, p: CompiledPolicy, facts: CaseFacts): { rule: RuleRef; how: string } | undefined {
   if (p.rulesByLength.length === 0) return undefined;
   // Matches are considered in the order found (rule ids, then name prefixes longest key first);
   // the first of the most severe wins. Kept as a running best, with the matched keys in a small
-  // array (a case matches one or two rules), so nothing is allocated per candidate.
+  // array (a case matches one or two rules), so nothing is allocated per candidate; a level is
+  // worked out only once a second rule matches (one match, the usual case, needs none).
   let best: RuleRef | undefined;
   let bestHow = '';
   let bestSeverity: Severity | undefined;
   const seen: string[] = [];
   const consider = (rule: RuleRef, how: string): void => {
     seen.push(rule.lower);
-    const severity = nominal(rule, c);
-    if (bestSeverity === undefined || compareSeverity(severity, bestSeverity) > 0) {
+    if (best === undefined) {
+      best = rule;
+      bestHow = how;
+      return;
+    }
+    bestSeverity ??= ruleLevel(best, c, p, facts);
+    const severity = ruleLevel(rule, c, p, facts);
+    if (compareSeverity(severity, bestSeverity) > 0) {
       best = rule;
       bestHow = how;
       bestSeverity = severity;
@@ -108,39 +130,73 @@ function matchPolicyRules(c: Case, p: CompiledPolicy): { rule: RuleRef; how: str
   return best ? { rule: best, how: bestHow } : undefined;
 }
 
-function byRuleName(c: Case): { pb: Playbook; text: string } | undefined {
-  const texts = recognitionTexts(c);
+/**
+ * Of the recognisers (priority order) that `match`, the first with the highest base severity for
+ * this case. RECOGNISERS are in descending nominal order and, in steps 2–4, no playbook's base
+ * exceeds its nominal level (only the reputation hit's can, and only when no name pattern chose it;
+ * it has no techniques or tactics), so the search stops at the first playbook whose nominal level
+ * is not above the best base found: usually right after the first match, at the cost of one
+ * `baseSeverity` call. Only a first match below its nominal level (command execution on a
+ * maintenance terminal) makes it try the next playbooks.
+ */
+function mostSevereMatch<T>(
+  match: (pb: Playbook) => T | undefined,
+  level: (pb: Playbook) => Severity,
+): { readonly pb: Playbook; readonly value: T } | undefined {
+  let best: { pb: Playbook; value: T } | undefined;
+  let bestLevel: Severity | undefined;
   for (const pb of RECOGNISERS) {
-    const text = ruleNameMatch(pb.recognition, texts);
-    if (text !== undefined) return { pb, text };
+    if (bestLevel !== undefined && pb.nominalSeverity !== 'provider' && compareSeverity(pb.nominalSeverity, bestLevel) <= 0) break;
+    const value = match(pb);
+    if (value === undefined) continue;
+    const l = level(pb);
+    if (bestLevel === undefined || compareSeverity(l, bestLevel) > 0) {
+      best = { pb, value };
+      bestLevel = l;
+    }
   }
-  return undefined;
+  return best;
 }
 
-function byTechnique(c: Case): { pb: Playbook; technique: string } | undefined {
-  let best: { pb: Playbook; technique: string } | undefined;
+function byRuleName(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; text: string } | undefined {
+  const texts = recognitionTexts(c);
+  const m = mostSevereMatch((pb) => ruleNameMatch(pb.recognition, texts), level);
+  return m && { pb: m.pb, text: m.value };
+}
+
+function byTechnique(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; technique: string } | undefined {
+  // The first technique of the case that each playbook owns.
+  let found: Map<string, string> | undefined;
   for (const a of c.alerts) {
     for (const t of a.techniques) {
       const id = t.trim().toUpperCase();
       const pb = techniqueOwner.get(id) ?? techniqueOwner.get(id.split('.')[0] ?? id);
-      if (pb && (!best || (priority.get(pb.id) ?? 99) < (priority.get(best.pb.id) ?? 99))) best = { pb, technique: id };
+      if (pb === undefined || found?.has(pb.id)) continue;
+      found ??= new Map();
+      found.set(pb.id, id);
     }
   }
-  return best;
+  if (found === undefined) return undefined;
+  const owned = found;
+  const m = mostSevereMatch((pb) => owned.get(pb.id), level);
+  return m && { pb: m.pb, technique: m.value };
 }
 
-function byTactic(c: Case): { pb: Playbook; tactic: string } | undefined {
-  let best: { pb: Playbook; tactic: string } | undefined;
+function byTactic(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; tactic: string } | undefined {
+  let found: Map<string, string> | undefined;
   for (const a of c.alerts) {
     for (const t of a.tactics) {
       const pb = tacticOwner.get(normalizeTactic(t));
-      if (pb && (!best || (priority.get(pb.id) ?? 99) < (priority.get(best.pb.id) ?? 99))) best = { pb, tactic: t };
+      if (pb === undefined || found?.has(pb.id)) continue;
+      found ??= new Map();
+      found.set(pb.id, t);
     }
   }
-  return best;
+  if (found === undefined) return undefined;
+  const owned = found;
+  const m = mostSevereMatch((pb) => owned.get(pb.id), level);
+  return m && { pb: m.pb, tactic: m.value };
 }
-
-type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 function result(pb: Playbook, via: ClassificationStep, classifiedBy: string, scenario?: string): Mutable<BrainClassification> {
   // Optional keys are set only when present (no conditional spreads: they are slow on this path).
@@ -152,7 +208,7 @@ function result(pb: Playbook, via: ClassificationStep, classifiedBy: string, sce
 
 /** Chooses the playbook of a case (see the module comment for the order). Pure. */
 export function classifyCase(c: Case, p: CompiledPolicy, facts: CaseFacts): BrainClassification {
-  const policyMatch = matchPolicyRules(c, p);
+  const policyMatch = matchPolicyRules(c, p, facts);
   if (policyMatch) {
     const { rule, how } = policyMatch;
     const known = findPlaybook(rule.entry.playbook);
@@ -165,11 +221,12 @@ export function classifyCase(c: Case, p: CompiledPolicy, facts: CaseFacts): Brai
     if (rule.entry.severity) out.ruleSeverity = rule.entry.severity;
     return out;
   }
-  const named = byRuleName(c);
+  const level = (pb: Playbook): Severity => baseLevel(pb, c, p, facts);
+  const named = byRuleName(c, level);
   if (named) return result(named.pb, 'rule-name', `rule name "${clean(named.text, 80)}" (${named.pb.id})`);
-  const tech = byTechnique(c);
+  const tech = byTechnique(c, level);
   if (tech) return result(tech.pb, 'technique', `technique ${clean(tech.technique, 20)} (${tech.pb.id})`);
-  const tactic = byTactic(c);
+  const tactic = byTactic(c, level);
   if (tactic) return result(tactic.pb, 'tactic', `tactic ${clean(tactic.tactic, 40)} (${tactic.pb.id})`);
   const hit = facts.indicatorHits[0];
   if (hit && indicatorPlaybook) {

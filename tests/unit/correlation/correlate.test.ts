@@ -192,6 +192,35 @@ describe('correlation verdict', () => {
     expect(verdict.detail).toBe('multi-stage: phases delivery → exploitation → lateral-movement on ip:203.0.113.77 (cases w, x)');
   });
 
+  it('flags three phases within one window-long span around the case, even when other related cases lie further out', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: false } } }));
+    const week = 7 * 24 * 60;
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('w1', ['reconnaissance'], -week), rp);
+    triage(brain, store, phaseCase('w2', ['delivery'], -week / 2), rp);
+    triage(brain, store, phaseCase('w3', ['lateral-movement'], week), rp);
+
+    const run = triage(brain, store, phaseCase('w4', ['exploitation'], 0), rp);
+
+    // w1…w4 span two weeks; w1, w2 and w4 lie within one, with three phases.
+    expect(run.verdict.multiStage).toBe(true);
+    expect(run.verdict.relatedCaseIds).toEqual(['w1', 'w2', 'w3']);
+  });
+
+  it('does not flag phases that only come together over more than one window', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: false } } }));
+    const week = 7 * 24 * 60;
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('v1', ['reconnaissance'], -week), rp);
+    triage(brain, store, phaseCase('v2', ['lateral-movement'], week), rp);
+
+    const run = triage(brain, store, phaseCase('v3', ['exploitation'], 0), rp);
+
+    // v1 and v2 never see each other, so no arrival order could flag v1 or v2: v3 arriving last is not flagged either.
+    expect(run.verdict.multiStage).toBe(false);
+    expect(run.verdict.phases).toEqual(['reconnaissance', 'exploitation', 'lateral-movement']);
+  });
+
   it('never treats two sightings at the same instant as a progression', () => {
     const a = maskOf(['delivery']);
     const b = maskOf(['actions-on-objectives']);

@@ -89,6 +89,18 @@ describe('correlation plan', () => {
     ]);
   });
 
+  it('ignores a host that calls itself localhost in any DNS domain: its short key would link every such machine', () => {
+    const c = makeCase({ caseId: 'p5', entities: [host('localhost.corp.contoso.example'), host('LOCALHOST.branch.example')] });
+
+    const plan = buildCorrelationPlan(c, [], settings);
+
+    expect(plan.keys).toEqual([]);
+    expect(plan.ignored).toEqual([
+      { key: 'host:localhost.corp.contoso.example', why: 'built-in: local host name' },
+      { key: 'host:localhost.branch.example', why: 'built-in: local host name' },
+    ]);
+  });
+
   it('reads the window and thresholds from the policy', () => {
     const s = compileCorrelationSettings(
       contosoPolicy({ correlation: { window: 'PT36H', infrastructureThreshold: 5, escalateWhen: { distinctPhases: 4 } } }),

@@ -81,20 +81,33 @@ describe('severity steps', () => {
     expect(out.severity).toBe('low');
   });
 
-  it('escalates a multi-stage case one level and never above critical', () => {
-    const high = scoreSeverity({ playbook: 'x', base: { severity: 'high', detail: 'x' }, indicatorHits: [], evidence: [], verdict: multi });
-    const critical = scoreSeverity({
-      playbook: 'x',
-      base: { severity: 'critical', detail: 'x' },
-      indicatorHits: [],
-      evidence: [],
-      verdict: multi,
-    });
+  it('raises a multi-stage case to at least high, whatever its own level, and never lowers one', () => {
+    const at = (severity: Severity) =>
+      scoreSeverity({ playbook: 'x', base: { severity, detail: 'x' }, indicatorHits: [], evidence: [], verdict: multi });
 
-    expect(high.severity).toBe('critical');
-    expect(high.reasons[1]).toEqual({ rule: 'kill-chain', effect: 'raise', from: 'high', to: 'critical', detail: 'multi-stage: test' });
-    expect(critical.severity).toBe('critical');
-    expect(critical.reasons[1]).toMatchObject({ effect: 'keep', to: 'critical' });
+    const out = SEVERITIES.map((s) => [s, at(s).severity]);
+
+    expect(out).toEqual([
+      ['informational', 'high'],
+      ['low', 'high'],
+      ['medium', 'high'],
+      ['high', 'high'],
+      ['critical', 'critical'],
+    ]);
+    expect(at('medium').reasons[1]).toEqual({
+      rule: 'kill-chain',
+      effect: 'raise',
+      from: 'medium',
+      to: 'high',
+      detail: 'multi-stage: test (a multi-stage attack is at least high)',
+    });
+    expect(at('critical').reasons[1]).toEqual({
+      rule: 'kill-chain',
+      effect: 'keep',
+      from: 'critical',
+      to: 'critical',
+      detail: 'multi-stage: test (a multi-stage attack is at least high; already critical)',
+    });
   });
 });
 

@@ -183,7 +183,7 @@ describe('multi-step attack on vpn01', () => {
     entities: [host('vpn01.corp.contoso.example'), ip('10.30.1.15')],
   });
 
-  it('escalates the third kill-chain phase on the same host one level and lists the other two cases', () => {
+  it('escalates the third kill-chain phase on the same host to high and lists the other two cases', () => {
     const brain = createBrain();
     const store = new SimulatedStore();
 
@@ -198,7 +198,7 @@ describe('multi-step attack on vpn01', () => {
     expect(third.scored.severity).toBe('high');
     expect(third.scored.reasons.at(-1)).toMatchObject({ rule: 'kill-chain', effect: 'raise', from: 'medium', to: 'high' });
     expect(third.scored.reasons.at(-1)?.detail).toBe(
-      'multi-stage: phases exploitation → command-and-control → lateral-movement on host:vpn01.corp.contoso.example (cases case-a-bruteforce, case-b-c2)',
+      'multi-stage: phases exploitation → command-and-control → lateral-movement on host:vpn01.corp.contoso.example (cases case-a-bruteforce, case-b-c2) (a multi-stage attack is at least high)',
     );
   });
 

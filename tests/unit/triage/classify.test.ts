@@ -47,6 +47,36 @@ describe('classification', () => {
     expect(brain.classify(c, rp)).toMatchObject({ ruleCode: 'K5-1', ruleSeverity: 'high' });
   });
 
+  it('rates an incident merging K2-3 on the maintenance terminal (medium) with K5-1 (high) high, by K5-1', () => {
+    const onOps = [host('ws-ops-001.corp.contoso.example')];
+    const c = makeCase({
+      caseId: 'e2',
+      alerts: [
+        { name: 'K2-3 Suspicious PowerShell command line', entities: onOps },
+        { name: 'K5-1 Sign-in from the DMZ', entities: onOps },
+      ],
+    });
+
+    const run = triage(brain, new SimulatedStore(), c, rp);
+
+    // Before: K2-3 won on its playbook's nominal level (critical), which is medium on a maintenance terminal.
+    expect(run.cls).toMatchObject({ playbook: 'unauthorized-access', ruleCode: 'K5-1' });
+    expect(run.scored.severity).toBe('high');
+  });
+
+  it('still picks K2-3 over K5-1 when the command ran on an ordinary workstation (critical)', () => {
+    const onWorkstation = [host('ws-fin-023.corp.contoso.example')];
+    const c = makeCase({
+      caseId: 'e3',
+      alerts: [
+        { name: 'K5-1 Sign-in from the DMZ', entities: onWorkstation },
+        { name: 'K2-3 Suspicious PowerShell command line', entities: onWorkstation },
+      ],
+    });
+
+    expect(triage(brain, new SimulatedStore(), c, rp).scored.severity).toBe('critical');
+  });
+
   it('falls back to generic, and says so, when a policy rule names an unknown playbook', () => {
     const policy = resolved(contosoPolicy({ rules: { 'K9-9': { playbook: 'brute-forse' } } }));
     const c = makeCase({ caseId: 'f', name: 'K9-9 Something', tactics: ['Execution'] });
@@ -87,6 +117,37 @@ describe('classification', () => {
 
     expect(brain.classify(a, rp).playbook).toBe('brute-force');
     expect(brain.classify(b, rp).playbook).toBe('brute-force');
+  });
+
+  it.each([
+    ['techniques', { techniques: ['T1059.001'] }, { techniques: ['T1110'] }],
+    ['tactics', { tactics: ['Execution'] }, { tactics: ['CredentialAccess'] }],
+    ['rule names', { name: 'Encoded PowerShell command line' }, { name: 'Password spray against the VPN' }],
+  ])(
+    'rates command execution on a maintenance terminal merged with a brute force high, as the brute force (%s)',
+    (_how, command, bruteForce) => {
+      const onOps = [host('ws-ops-001.corp.contoso.example')];
+      const c = makeCase({
+        caseId: 'h3',
+        title: 'Incident',
+        alerts: [
+          { ...command, entities: onOps },
+          { ...bruteForce, entities: onOps },
+        ],
+      });
+
+      const run = triage(brain, new SimulatedStore(), c, rp);
+
+      expect(run.cls.playbook).toBe('brute-force');
+      expect(run.scored.severity).toBe('high');
+    },
+  );
+
+  it('keeps command execution first when it is critical, whatever else the incident holds', () => {
+    const onWorkstation = [host('ws-fin-023.corp.contoso.example')];
+    const c = makeCase({ caseId: 'h4', name: 'x', techniques: ['T1110', 'T1059'], entities: onWorkstation });
+
+    expect(brain.classify(c, rp)).toMatchObject({ playbook: 'command-execution', classifiedBy: 'technique T1059 (command-execution)' });
   });
 
   it('uses tactics when nothing more specific matches', () => {
