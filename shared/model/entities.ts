@@ -7,7 +7,7 @@
  * | kind      | key                                                         | altKeys |
  * |-----------|-------------------------------------------------------------|---------|
  * | ip        | `ip:203.0.113.77`, `ip:2001:db8::1`: one spelling per address (`canonicalIp`: RFC 5952, so `::1.2.3.4` = `::102:304`; IPv4-mapped IPv6 unwrapped to IPv4; a zone id kept as sent, case included: `fe80::1%eth0`) | – |
- * | host      | `host:<fqdn>` when a DNS domain or FQDN is known, else `host:<short>`; hosts known only by cloud id: `host:azure:<AzureID>`, `host:mde:<MdatpDeviceId>`, `host:oms:<OMSAgentID>` | `host:<short>`, `host:<ntdomain>\<short>` (NetBIOS form, because Windows logs name hosts that way), cloud ids |
+ * | host      | `host:<fqdn>` when a DNS domain or FQDN is known, else `host:<short>`; hosts known only by cloud id: `host:azure:<AzureID>`, `host:mde:<MdatpDeviceId>`, `host:oms:<OMSAgentID>` | `host:<short>`, `host:<ntdomain>\<short>` (NetBIOS form, because Windows logs name hosts that way; a HostName written `DOMAIN\name` is read as that name in that NT domain), cloud ids |
  * | account   | first of `account:<upn>`, `account:<ntdomain>\<name>`, `account:aad:<object id>`, `account:sid:<SID>`; a bare `account:<name>` only when nothing else is known | the others of that list (a bare name is never an altKey: "administrator" exists everywhere) |
  * | url       | `url:<url as given, trimmed>` (never fetched)               | `domain:<host>` or `ip:<address>` of its host |
  * | domain    | `domain:<name>` lower-cased, trailing dot removed (also DNS resolution entities) | – |
@@ -242,12 +242,39 @@ interface HostParts {
   readonly fields: Fields;
 }
 
+/**
+ * `DOMAIN\\name` in a host-name field, as some providers write a host (the way accounts come): the
+ * name and its NT domain, or undefined when the text is not of that form. Split rather than refused,
+ * since refusing it parked the whole alert (no triage, no notification) for a well-known spelling.
+ */
+function splitNtHost(v: string | undefined): { domain: string; name: string } | undefined {
+  const i = v === undefined ? -1 : v.indexOf('\\');
+  if (v === undefined || i <= 0 || i !== v.lastIndexOf('\\') || i === v.length - 1) return undefined;
+  const domain = v.slice(0, i);
+  const name = v.slice(i + 1);
+  return HOST_RE.test(domain) && HOST_RE.test(name) ? { domain, name } : undefined;
+}
+
 function hostParts(p: Props): HostParts | undefined {
-  const hn = p.str('hostname');
-  const nb = p.str('netbiosname');
+  let hn = p.str('hostname');
+  let nb = p.str('netbiosname');
   const fq = p.str('fqdn');
   const dd = p.str('dnsdomain');
-  const nt = p.str('ntdomain');
+  let nt = p.str('ntdomain');
+  for (const [name, v] of [
+    ['hostname', hn],
+    ['netbiosname', nb],
+  ] as const) {
+    const split = splitNtHost(v);
+    if (split === undefined) continue;
+    if (nt !== undefined && nt.toLowerCase() !== split.domain.toLowerCase()) {
+      p.issue(name, `host name ${quote(v as string)} names NT domain ${quote(split.domain)}, but NTDomain is ${quote(nt)}`);
+      return undefined;
+    }
+    nt ??= split.domain;
+    if (name === 'hostname') hn = split.name;
+    else nb = split.name;
+  }
   const az = p.str('azureid');
   const mde = p.str('mdatpdeviceid');
   const oms = p.str('omsagentid');

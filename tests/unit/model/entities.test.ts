@@ -81,6 +81,25 @@ describe('host entities', () => {
     expect(e.altKeys).toEqual(['host:fs-01']);
   });
 
+  it('reads a host written DOMAIN\\name as that name in that NT domain, keyed as the same host with NTDomain', () => {
+    const written = one({ kind: 'host', hostName: 'CONTOSO\\WS-01', dnsDomain: 'corp.contoso.example' });
+    const separate = one({ kind: 'host', hostName: 'WS-01', ntDomain: 'CONTOSO', dnsDomain: 'corp.contoso.example' });
+
+    expect(written.key).toBe('host:ws-01.corp.contoso.example');
+    expect(written.altKeys).toEqual(separate.altKeys);
+    expect(written.fields).toMatchObject({ hostName: 'ws-01', ntDomain: 'CONTOSO' });
+    expect(sa([{ $id: '1', Type: 'host', HostName: 'CORP\\host01' }]).entities[0]?.altKeys).toContain('host:corp\\host01');
+  });
+
+  it('refuses a DOMAIN\\name host whose domain contradicts its NTDomain, at the field', () => {
+    const { entities, issues } = generic({ kind: 'host', hostName: 'CORP\\ws-01', ntDomain: 'OTHER' });
+
+    expect(entities).toEqual([]);
+    expect(issues).toEqual([
+      { path: '$.entities[0].hostName', reason: 'host name "CORP\\\\ws-01" names NT domain "CORP", but NTDomain is "OTHER"' },
+    ]);
+  });
+
   it('keys by the short name when nothing else is known', () => {
     expect(one({ kind: 'host', hostName: 'ws-hr-007' }).key).toBe('host:ws-hr-007');
   });
