@@ -1,13 +1,16 @@
 /**
  * `triage` — the command line: serve (local runtime), replay, parked, policy check, send.
- * Results go to stdout (one JSON line per case for replay); logs and errors to stderr.
+ * Results go to stdout (one JSON line per new case or revision for replay); logs and errors to stderr.
  */
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { InvocationContext } from '@azure/functions';
+import ipaddr from 'ipaddr.js';
 import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } from '../shared/config/policy';
 import { PolicyError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
 import type { TriageResult } from '../shared/model/domain';
+import { canonicalId } from '../shared/model/inputs/securityAlert';
 import { startDrainLoop } from '../shared/notify/outbox';
 import type { ItemOutcome } from '../shared/pipeline/pipeline';
 import { createRuntime, type Runtime, setRuntime } from '../shared/runtime';
@@ -18,14 +21,15 @@ import { registered } from './host/functionsCore';
 import { installFunctionsCore } from './host/install';
 import { drainTimeoutFromEnv, startLocalHost } from './host/server';
 import { createProgress } from './progress';
-import { republishParked, send } from './send';
+import { eventHubOption, republishParked, send } from './send';
+import { UsageError } from './usage';
 
 const USAGE = `usage: triage <command> [options]
 
 commands:
-  serve [--host 127.0.0.1] [--port 7071]       run the Function app's HTTP routes locally (npm start)
-  replay FILE... [--persist]                   triage JSON / NDJSON / envelope files; one TriageResult JSON line per case
-                                               on stdout; exit 1 if anything was rejected (an empty file included), exit 2
+  serve [--host 127.0.0.1] [--port 7071]       run the Function app's HTTP routes locally (npm start), on a loopback address only
+  replay FILE... [--persist]                   triage JSON / NDJSON / envelope files; one TriageResult JSON line per new case or
+                                               revision on stdout; exit 1 if anything was rejected (an empty file included), exit 2
                                                if a file cannot be read. In-memory store unless --persist.
   parked [list] [--tenant ID] [--all] [--limit 1000]
                                                list parked (rejected or failed) items from the configured store
@@ -42,14 +46,6 @@ const OUTBOX_DRAIN_EVERY_MS = 60_000;
 
 /** Exit codes. */
 const EXIT = { ok: 0, rejected: 1, usage: 2, error: 3 } as const;
-
-/** The command line itself is wrong (a bad option value): exit code `usage`, not `error`. */
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 /** `parseArgs` refused the command line (unknown option, missing value, `--limit -1`); Node marks these by `code`. */
 function isParseArgsError(e: unknown): e is Error {
@@ -69,6 +65,18 @@ function intOption(name: string, value: string, min: number, max = Number.MAX_SA
   return n;
 }
 
+/**
+ * `serve --host`: a loopback address only (`localhost`, 127.0.0.0/8, `::1`). The local host checks no
+ * function keys (as `func start`), so an address other machines can reach would let anyone post alerts
+ * and read cases; the Function app in Azure is the way to serve beyond this machine.
+ */
+function loopbackHost(value: string): string {
+  const host = value.trim().replace(/^\[(.*)\]$/, '$1');
+  if (host.toLowerCase() === 'localhost') return host;
+  if (isIP(host) !== 0 && ipaddr.process(host).range() === 'loopback') return host;
+  throw new UsageError(`--host must be a loopback address (127.0.0.1, ::1 or localhost), as no function keys are checked; got "${value}"`);
+}
+
 function out(line: string): void {
   process.stdout.write(`${line}\n`);
 }
@@ -82,13 +90,14 @@ async function serve(args: string[], log: Logger): Promise<number> {
     options: { host: { type: 'string', default: '127.0.0.1' }, port: { type: 'string', default: '7071' } },
   });
   const port = intOption('port', values.port, 0, 65_535);
+  const listenHost = loopbackHost(values.host);
   const drainTimeoutMs = drainTimeoutFromEnv(process.env); // before the runtime opens: a bad value fails fast
   const rt = await createRuntime(process.env, { log });
   await rt.store.warm?.(); // before listening: the first request should not pay for it
   setRuntime(rt);
   installFunctionsCore();
   require('../functions/index');
-  const host = await startLocalHost({ host: values.host, port, log, bodyLimit: rt.settings.maxBodyBytes, drainTimeoutMs });
+  const host = await startLocalHost({ host: listenHost, port, log, bodyLimit: rt.settings.maxBodyBytes, drainTimeoutMs });
   log.info('serve.listening', { url: host.url });
   // What the Function app's outboxDrain timer does in Azure: send the outbox entries that are due
   // (a retry after a failed send, a first attempt a crash interrupted), every minute.
@@ -190,10 +199,14 @@ async function parked(args: string[], log: Logger): Promise<number> {
     },
   });
   const limit = intOption('limit', values.limit, 1);
+  // Checked before the store opens: a malformed target is a wrong command line, found before any item is read.
+  const eventhub = sub === 'replay' ? eventHubOption(values.eventhub) : undefined;
+  // Tenant ids are stored canonical (GUIDs lower-cased, as every input is read), so `--tenant` is read the same way.
+  const tenantId = values.tenant?.trim() ? canonicalId(values.tenant.trim()) : undefined;
   const rt = await createRuntime(process.env, { log });
   try {
     const items = await rt.store.listParked({
-      ...(values.tenant ? { tenantId: values.tenant } : {}),
+      ...(tenantId ? { tenantId } : {}),
       limit,
       includeReplayed: values.all,
     });
@@ -213,8 +226,8 @@ async function parked(args: string[], log: Logger): Promise<number> {
       err(`${items.length} parked item(s)`);
       return EXIT.ok;
     }
-    if (values.eventhub) {
-      return await republishParked(rt, items, values.eventhub, log);
+    if (eventhub) {
+      return await republishParked(rt, items, eventhub, log);
     }
     let still = 0;
     for (const p of items) {
@@ -234,7 +247,12 @@ async function parked(args: string[], log: Logger): Promise<number> {
   }
 }
 
-/** Events of a stream file's documents: a JSON array is one event per element (the trigger's batch shape); NDJSON one per line. */
+/**
+ * Events of a stream file's documents: a JSON array is one event per element (the trigger's batch shape); NDJSON one per
+ * line, as text (the handler parses each, and parks a line that is not JSON as the trigger would).
+ *
+ * @throws SyntaxError when the file is one document that is not JSON: it cannot be split into events at all.
+ */
 function eventsOf(docs: readonly FileDocument[]): unknown[] {
   if (docs.length !== 1) return docs.map((d) => d.text);
   const doc: unknown = JSON.parse(docs[0]?.text ?? 'null');
@@ -244,6 +262,7 @@ function eventsOf(docs: readonly FileDocument[]): unknown[] {
 async function stream(args: string[], log: Logger): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { batch: { type: 'string', default: '100' } } });
   const size = intOption('batch', values.batch, 1);
+  if (positionals.length === 0) throw new UsageError('name at least one file');
   // Every file is read before the store opens: a file that cannot be read is a usage error (exit 2, as
   // for replay), and since stream writes to the configured store, a wrong command line writes nothing.
   let empty = 0;
@@ -260,15 +279,27 @@ async function stream(args: string[], log: Logger): Promise<number> {
     },
   );
   if (unreadable > 0) return EXIT.usage;
+  // A file that is one document but not JSON is refused like an empty one (named, exit 1, the others still streamed),
+  // and before the store opens, not as a crash of the command half-way through.
+  let notJson = 0;
+  const events = files.flatMap((f) => {
+    try {
+      return eventsOf(f.docs);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw e;
+      err(`${f.docs[0]?.label ?? f.file}: not JSON: ${e.message}`);
+      notJson++;
+      return [];
+    }
+  });
   const rt = await createRuntime(process.env, { log });
-  await rt.store.warm?.(); // before listening: the first request should not pay for it
+  await rt.store.warm?.(); // before the first batch: it should not pay for it
   setRuntime(rt);
   try {
     installFunctionsCore();
     require('../functions/index');
     const fn = registered.find((f) => f.name === 'alertStream');
     if (!fn) throw new Error('alertStream is not registered');
-    const events = files.flatMap((f) => eventsOf(f.docs));
     const progress = createProgress(events.length, 'stream');
     for (let i = 0; i < events.length; i += size) {
       const batch = events.slice(i, i + size);
@@ -277,7 +308,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
     }
     progress.done();
     err(`${events.length} event(s) in ${Math.ceil(events.length / size)} batch(es)`);
-    return empty > 0 ? EXIT.rejected : EXIT.ok;
+    return empty + notJson > 0 ? EXIT.rejected : EXIT.ok;
   } finally {
     await rt.close();
   }

@@ -4,12 +4,14 @@
  * tests of a deployment, and to re-inject parked events after a fix.
  */
 import { parseArgs } from 'node:util';
-import { asProducerLike, createEventHubProducerFromEnv } from '../shared/eventhubs/client';
+import { ConfigError } from '../shared/errors';
+import { asProducerLike, createEventHubProducerFromEnv, parseEventHubTarget } from '../shared/eventhubs/client';
 import { type ExportRecord, publishRecords } from '../shared/eventhubs/publish';
 import type { Logger } from '../shared/log';
 import type { Runtime } from '../shared/runtime';
 import type { ParkedItem } from '../shared/store/port';
 import { readAllDocuments } from './documents';
+import { UsageError } from './usage';
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
@@ -47,7 +49,24 @@ export function recordsOf(doc: unknown, path = '$'): { records: ExportRecord[]; 
   return { records, refused };
 }
 
-async function publish(target: string, records: readonly ExportRecord[], log: Logger): Promise<void> {
+/**
+ * The `--eventhub NAMESPACE/HUB` option, checked at the edge: a malformed target is a wrong command line (exit 2),
+ * told before any file is read or parked item replayed, not as a failure (exit 3) once the work is done.
+ *
+ * @throws UsageError when the option is given but is not an Event Hub target.
+ */
+export function eventHubOption(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  try {
+    parseEventHubTarget(value);
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    throw new UsageError(`--eventhub is not a usable Event Hub (${e.message})`, { cause: e });
+  }
+  return value;
+}
+
+async function publish(target: string | undefined, records: readonly ExportRecord[], log: Logger): Promise<void> {
   const client = createEventHubProducerFromEnv(target);
   try {
     const r = await publishRecords(asProducerLike(client), records, { log });
@@ -60,7 +79,8 @@ async function publish(target: string, records: readonly ExportRecord[], log: Lo
 /** `triage send FILE… --eventhub NS/HUB`. */
 export async function send(args: string[], log: Logger): Promise<number> {
   const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { eventhub: { type: 'string' } } });
-  if (positionals.length === 0 || (!values.eventhub && !process.env.EVENTHUB_CONNECTION_STRING)) {
+  const target = eventHubOption(values.eventhub);
+  if (positionals.length === 0 || (!target && !process.env.EVENTHUB_CONNECTION_STRING)) {
     process.stderr.write('usage: triage send FILE... --eventhub NAMESPACE/HUB\n');
     return 2;
   }
@@ -81,16 +101,25 @@ export async function send(args: string[], log: Logger): Promise<number> {
   // A file that cannot be read is a usage error (exit 2, as for replay), told before anything is
   // sent: a wrong command line publishes nothing, so the corrected run does not send the rest twice.
   if (unreadable > 0) return 2;
-  for (const { file, docs: fileDocs } of files) {
-    const docs = fileDocs.map((d) => JSON.parse(d.text) as unknown);
-    for (const doc of docs) {
+  for (const { file, docs } of files) {
+    for (const d of docs) {
+      let doc: unknown;
+      try {
+        doc = JSON.parse(d.text);
+      } catch (e) {
+        // Refused like a record that is not a SecurityAlert (named, exit 1, the rest still sent), not a crash (exit 3).
+        if (!(e instanceof SyntaxError)) throw e;
+        process.stderr.write(`${d.label}: not JSON: ${e.message}\n`);
+        refused++;
+        continue;
+      }
       const r = recordsOf(doc, file);
       all.push(...r.records);
       for (const msg of r.refused) process.stderr.write(`${msg}\n`);
       refused += r.refused.length;
     }
   }
-  await publish(values.eventhub as string, all, log);
+  await publish(target, all, log);
   return refused > 0 ? 1 : 0;
 }
 

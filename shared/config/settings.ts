@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ConfigError } from '../errors';
+import { LOG_LEVELS } from '../log';
 
 const settingsSchema = z.object({
   POLICY_DIR: z.string().min(1).default('./policies'),
@@ -17,6 +18,9 @@ const settingsSchema = z.object({
     .default(1_048_576),
   EVENTHUB_NAME: z.string().default('am-securityalert'),
   CORRELATION_RECHECK: z.enum(['true', 'false'], { error: 'must be true or false' }).default('false'),
+  // The logger reads LOG_LEVEL itself (it exists before the settings); checked here so a typo stops the
+  // app at start instead of silently logging at `info`.
+  LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
 });
 
 /** Settings shared by every runtime (stores and auth read their own). */

@@ -15,6 +15,11 @@ describe('settings from the environment', () => {
     });
   });
 
+  it('refuses an unknown LOG_LEVEL, naming the setting, instead of logging at info', () => {
+    expect(() => settingsFromEnv({ LOG_LEVEL: 'bogus' })).toThrow(/LOG_LEVEL/);
+    expect(() => settingsFromEnv({ LOG_LEVEL: 'debug' })).not.toThrow();
+  });
+
   it('turns the post-commit correlation re-check on with CORRELATION_RECHECK=true', () => {
     expect(settingsFromEnv({ CORRELATION_RECHECK: 'true' }).correlationRecheck).toBe(true);
     expect(settingsFromEnv({ CORRELATION_RECHECK: 'false' }).correlationRecheck).toBe(false);
