@@ -439,8 +439,9 @@ function buildDomain(p: Props): Entity | undefined {
   const d = p.str('domainname', 'domain', 'name');
   if (d === undefined) return p.issueHere('domain entity without DomainName');
   const c = canonicalDomain(d);
+  // The field it was read from, as spelt (`Name` of a DnsResolution entity): naming `domain` pointed at nothing.
   if (c === '' || !HOST_RE.test(c) || c.length > 253 || hasEmptyLabel(c))
-    return p.issue(p.key('domainname') ? 'domainname' : 'domain', `invalid domain name ${quote(d)}`);
+    return p.issue(p.key('domainname', 'domain', 'name') ?? 'domainname', `invalid domain name ${quote(d)}`);
   return { kind: 'domain', key: makeKey('domain', c), altKeys: [], label: label(c), fields: { domain: c } };
 }
 
@@ -523,7 +524,11 @@ function buildMailbox(p: Props): Entity | undefined {
   const upn = p.str('upn');
   const primary = (addr ?? upn)?.toLowerCase();
   if (primary === undefined) return p.issueHere('mailbox entity without MailboxPrimaryAddress or Upn');
-  if (/\s/.test(primary)) return p.issue(addr ? 'mailboxprimaryaddress' : 'upn', `invalid mailbox address ${quote(primary)}`);
+  if (/\s/.test(primary)) {
+    // The field it was read from, as spelt (`Address` of a generic mailbox): naming `mailboxprimaryaddress` pointed at nothing.
+    const field = addr !== undefined ? p.key('mailboxprimaryaddress', 'primaryaddress', 'address') : p.key('upn');
+    return p.issue(field ?? 'upn', `invalid mailbox address ${quote(primary)}`);
+  }
   const fields: Fields = { mailbox: primary };
   put(fields, 'upn', upn?.toLowerCase());
   put(fields, 'displayName', p.str('displayname'));
@@ -612,13 +617,19 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
   const cache = new Map<Obj, Entity | null>();
   const out: Entity[] = [];
   const resolve = (v: unknown): Def | undefined => {
-    if (!isObj(v)) return undefined;
-    if ('$ref' in v) return defs.get(String(v.$ref));
-    return undefined;
+    if (!isObj(v) || !('$ref' in v)) return undefined;
+    const ref = v.$ref;
+    // Any other type was reported by checkRefs; String() of `{"toString": 1}` threw, and the row was parked
+    // as "could not be read" instead of with its issues.
+    return typeof ref === 'string' || typeof ref === 'number' ? defs.get(String(ref)) : undefined;
   };
-  const convert = (node: Obj, nodePath: string): Entity | undefined => {
+  const convert = (node: Obj, nodePath: string, depth: number): Entity | undefined => {
     const cached = cache.get(node);
     if (cached !== undefined) return cached ?? undefined;
+    // Relations are followed by recursion: a process inline in a process's `Host`, thousands deep (a 1 MB
+    // string holds ~25,000 levels), overflowed the stack and the row was parked as "could not be read"
+    // without its issues. A chain this deep was already reported by indexDefs / checkRefs.
+    if (depth > MAX_REF_DEPTH) return undefined;
     cache.set(node, null);
     const typeKey = 'Type' in node ? 'Type' : 'type' in node ? 'type' : undefined;
     const type = typeKey === undefined ? undefined : node[typeKey];
@@ -638,7 +649,7 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
       const v = node[k];
       if (!isObj(v)) return undefined;
       const target = '$ref' in v ? resolve(v) : { node: v, path: childPath(nodePath, k) };
-      return target ? convert(target.node, target.path) : undefined;
+      return target ? convert(target.node, target.path, depth + 1) : undefined;
     });
     cache.set(node, e ?? null);
     if (e) out.push(e);
@@ -654,11 +665,11 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
     }
     const target = '$ref' in item ? resolve(item) : { node: item, path: itemPath };
     if (!target) continue;
-    const e = convert(target.node, target.path);
+    const e = convert(target.node, target.path, 0);
     if (e) top.push(e);
   }
   // Entities defined only inline (nested `$id` objects never listed at the top level).
-  for (const d of defs.values()) if (!cache.has(d.node) && 'Type' in d.node) convert(d.node, d.path);
+  for (const d of defs.values()) if (!cache.has(d.node) && 'Type' in d.node) convert(d.node, d.path, 0);
   // Top-level order first, then nested-only entities in the order they were met.
   const seen = new Set(top);
   return [...top, ...out.filter((e) => !seen.has(e))];

@@ -93,16 +93,22 @@ export function parseNdjson(text: string | Buffer): NdjsonLine[] {
   return out;
 }
 
+/** A UTF-16 code unit of a surrogate pair standing alone (with the `u` flag, a pair is one code point, not `Cs`). */
+const LONE_SURROGATE = /\p{Cs}/u;
+
 /**
  * JSON text of a parsed value, whatever its nesting depth: `JSON.stringify` recurses and throws
  * RangeError on a value nested a few thousand levels deep (which `JSON.parse` accepts), so such a
  * value is serialised by an explicit stack instead. The output is what `JSON.stringify` would give
  * for values that came from JSON (`undefined` members skipped, `undefined` array items as `null`);
- * bytes (an Event Hub event's body) are decoded as UTF-8 text, invalid sequences replaced.
+ * bytes (an Event Hub event's body) are decoded as UTF-8 text, invalid sequences replaced; a string (an
+ * event's text) is returned as is, unless it holds a lone surrogate (then as its JSON, which any store keeps).
  * Used where a rejected item must be kept (parked) and nothing may throw.
  */
 export function stringifyJson(value: unknown): string {
-  if (typeof value === 'string') return value;
+  // A string is an event's text, kept as is; one with a lone surrogate cannot be (an event is decoded from UTF-8):
+  // it is a JSON string item, kept as its JSON, because stores write UTF-8 and turned it into U+FFFD.
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? JSON.stringify(value) : value;
   if (value instanceof Uint8Array) return new TextDecoder('utf-8').decode(value);
   try {
     return JSON.stringify(value) ?? 'null';

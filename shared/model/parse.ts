@@ -99,8 +99,10 @@ function reject(path: string, reason: string, raw: unknown, cause?: unknown): Wo
 }
 
 function looksLikeRow(o: Record<string, unknown>): boolean {
-  for (const m of SECURITY_ALERT_MARKERS) if (m in o) return true;
-  return false;
+  for (const m of SECURITY_ALERT_MARKERS) if (m !== 'Type' && m in o) return true;
+  // `Type` alone does not make a row of a generic alert (whose unknown members are ignored): read as a row,
+  // `"Type": "Alert"` made it a record of another table, ignored, never parked, and the alert was lost.
+  return 'Type' in o && !looksLikeGeneric(o);
 }
 
 function keysHint(o: Record<string, unknown>): string {
@@ -139,7 +141,9 @@ function expandItem(item: unknown, path: string, opts: ExpandOptions, out: Work[
     out.push(reject(path, `expected an object (${opts.expected}), got ${describe(v)}`, item));
     return;
   }
-  if (looksLikeEnvelope(v)) {
+  // An item with a `records` member (a generic alert's unknown member) is that item: read as an envelope, a
+  // generic alert with `"records": []` was ignored, never parked, and lost; with records, only they were kept.
+  if (looksLikeEnvelope(v) && !looksLikeIncident(v) && !looksLikeRow(v) && !looksLikeGeneric(v)) {
     const r = eventHubEnvelopeSchema.safeParse(v, PARSE_OPTS);
     if (!r.success) {
       out.push({ t: 'reject', path, issues: issuesFromZod(r.error.issues, path), raw: item });

@@ -42,6 +42,9 @@ export const optText = text.nullish();
 /** An optional list of strings that Sentinel may send as null. */
 export const optTextList = z.array(text).nullish();
 
+/** The last instant `toISOString` writes with a four-digit year (9999-12-31T23:59:59.999Z). */
+const MAX_CANONICAL_MS = 253_402_300_799_999;
+
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
 
 /**
@@ -77,7 +80,9 @@ export function normaliseIsoDate(s: string): string | undefined {
     offsetMin = (m[9] === '-' ? -1 : 1) * (oh * 60 + om);
   }
   const t = local - offsetMin * 60_000;
-  if (!Number.isFinite(t) || y < 1970 || y > 9999) return undefined;
+  // The instant, not the local year, must stay within year 9999: `9999-12-31T23:30-01:00` is in year 10000 UTC,
+  // which toISOString writes `+010000-…` (not canonical: revision keys built from it lost their milliseconds).
+  if (!Number.isFinite(t) || y < 1970 || t > MAX_CANONICAL_MS) return undefined;
   return new Date(t).toISOString();
 }
 
