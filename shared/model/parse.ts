@@ -138,7 +138,10 @@ function expandItem(item: unknown, path: string, opts: ExpandOptions, out: Work[
     v = d.value;
   }
   if (!isObj(v)) {
-    out.push(reject(path, `expected an object (${opts.expected}), got ${describe(v)}`, item));
+    // Where items are JSON values (an HTTP alerts body), a string item is a JSON string: kept as its JSON, so
+    // `parked replay` reads the same string and gives the same reason (kept bare, `hello` was not JSON at all).
+    const raw = typeof item === 'string' && !opts.decode ? JSON.stringify(item) : item;
+    out.push(reject(path, `expected an object (${opts.expected}), got ${describe(v)}`, raw));
     return;
   }
   // An item with a `records` member (a generic alert's unknown member) is that item: read as an envelope, a

@@ -154,6 +154,19 @@ describe('pipeline idempotency', () => {
     expect(parked[0]?.body).toBe('{"records": [ truncated');
   });
 
+  it('parks a string item of an HTTP alerts body as its JSON, so a replay refuses it for the same reason', async () => {
+    const { store, pipeline } = setup();
+
+    const out = await pipeline.ingest(['hello'], { kind: 'alerts', source: 'test' });
+    const parked = await store.listParked({});
+    const replayed = await pipeline.ingestText(parked[0]?.body ?? '', { kind: 'alerts', source: 'replay' });
+
+    expect(out.counts).toMatchObject({ rejected: 1 });
+    expect(parked[0]?.body).toBe('"hello"');
+    expect(replayed.items[0]?.status).toBe('rejected');
+    expect(replayed.items[0]?.error?.issues?.[0]?.reason).toBe(out.items[0]?.error?.issues?.[0]?.reason);
+  });
+
   it('parks a case whose store write keeps failing, so the alert is never lost, and logs it with its case and step', async () => {
     const lines: Record<string, unknown>[] = [];
     const { store, pipeline } = setup({
