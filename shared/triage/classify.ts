@@ -164,37 +164,50 @@ function byRuleName(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook;
   return m && { pb: m.pb, text: m.value };
 }
 
-function byTechnique(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; technique: string } | undefined {
-  // The first technique of the case that each playbook owns.
+/**
+ * Of the playbooks owning some value of the case's alerts (`values`, each matched by `owner` to its
+ * playbook and the value as shown), the most severe for this case; each playbook's first value is kept.
+ */
+function byOwnedValue(
+  c: Case,
+  values: (a: Case['alerts'][number]) => readonly string[],
+  owner: (v: string) => { pb: Playbook; shown: string } | undefined,
+  level: (pb: Playbook) => Severity,
+): { pb: Playbook; value: string } | undefined {
   let found: Map<string, string> | undefined;
   for (const a of c.alerts) {
-    for (const t of a.techniques) {
-      const id = t.trim().toUpperCase();
-      const pb = techniqueOwner.get(id) ?? techniqueOwner.get(id.split('.')[0] ?? id);
-      if (pb === undefined || found?.has(pb.id)) continue;
+    for (const v of values(a)) {
+      const o = owner(v);
+      if (o === undefined || found?.has(o.pb.id)) continue;
       found ??= new Map();
-      found.set(pb.id, id);
+      found.set(o.pb.id, o.shown);
     }
   }
   if (found === undefined) return undefined;
   const owned = found;
-  const m = mostSevereMatch((pb) => owned.get(pb.id), level);
+  return mostSevereMatch((pb) => owned.get(pb.id), level);
+}
+
+/** Owner of an ATT&CK technique (a sub-technique `T1059.001` falls back to `T1059`), shown upper-case. */
+function techniqueOf(t: string): { pb: Playbook; shown: string } | undefined {
+  const id = t.trim().toUpperCase();
+  const pb = techniqueOwner.get(id) ?? techniqueOwner.get(id.split('.')[0] ?? id);
+  return pb && { pb, shown: id };
+}
+
+/** Owner of an ATT&CK tactic, shown as written. */
+function tacticOf(t: string): { pb: Playbook; shown: string } | undefined {
+  const pb = tacticOwner.get(normalizeTactic(t));
+  return pb && { pb, shown: t };
+}
+
+function byTechnique(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; technique: string } | undefined {
+  const m = byOwnedValue(c, (a) => a.techniques, techniqueOf, level);
   return m && { pb: m.pb, technique: m.value };
 }
 
 function byTactic(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; tactic: string } | undefined {
-  let found: Map<string, string> | undefined;
-  for (const a of c.alerts) {
-    for (const t of a.tactics) {
-      const pb = tacticOwner.get(normalizeTactic(t));
-      if (pb === undefined || found?.has(pb.id)) continue;
-      found ??= new Map();
-      found.set(pb.id, t);
-    }
-  }
-  if (found === undefined) return undefined;
-  const owned = found;
-  const m = mostSevereMatch((pb) => owned.get(pb.id), level);
+  const m = byOwnedValue(c, (a) => a.tactics, tacticOf, level);
   return m && { pb: m.pb, tactic: m.value };
 }
 

@@ -78,6 +78,16 @@ function hangingChannel() {
 }
 
 /** Another worker's dispatcher on the same store and clock, sending through its own channel. */
+/** One queued entry on a store, and a dispatcher on virtual time whose channel hangs until told to answer. */
+async function oneEntryOnAHangingChannel() {
+  const store = openSqliteStore({ file: ':memory:' });
+  await store.enqueueNotification(entry('soc'));
+  const time = virtualTime();
+  const { channel, calls } = hangingChannel();
+  const dispatcher = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
+  return { store, time, calls, dispatcher };
+}
+
 function otherWorker(store: Store, clock: { now: number }, sends: string[]): OutboxDispatcher {
   return new OutboxDispatcher(store, { send: async (n) => void sends.push(n.key) }, silentLogger, () => new Date(clock.now));
 }
@@ -206,11 +216,7 @@ describe('what a drain reads', () => {
 describe('a send that outlasts its claim', () => {
   it('keeps its claim alive while the send hangs: another worker draining after the claim would have expired does not send it', async () => {
     // Arrange: a drain whose send hangs; another worker drains at +130 s (the claim taken at 0 ran 120 s)
-    const store = openSqliteStore({ file: ':memory:' });
-    await store.enqueueNotification(entry('soc'));
-    const time = virtualTime();
-    const { channel, calls } = hangingChannel();
-    const slow = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
+    const { store, time, calls, dispatcher: slow } = await oneEntryOnAHangingChannel();
     const draining = slow.drain();
     await settle();
     const otherSends: string[] = [];
@@ -230,11 +236,7 @@ describe('a send that outlasts its claim', () => {
 
   it('gives up waiting after 45 s: the channel is told to stop, the attempt counts as failed, and the claim is kept until it expires', async () => {
     // Arrange
-    const store = openSqliteStore({ file: ':memory:' });
-    await store.enqueueNotification(entry('soc'));
-    const time = virtualTime();
-    const { channel, calls } = hangingChannel();
-    const slow = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
+    const { store, time, calls, dispatcher: slow } = await oneEntryOnAHangingChannel();
     let drained: number | undefined;
     void slow.drain().then((n) => {
       drained = n;
@@ -266,11 +268,7 @@ describe('a send that outlasts its claim', () => {
 
   it('records a send that answers after its deadline as sent, so no other worker sends it again', async () => {
     // Arrange: the deadline has passed (attempt 1 counted as failed)
-    const store = openSqliteStore({ file: ':memory:' });
-    await store.enqueueNotification(entry('soc'));
-    const time = virtualTime();
-    const { channel, calls } = hangingChannel();
-    const slow = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
+    const { store, time, calls, dispatcher: slow } = await oneEntryOnAHangingChannel();
     const draining = slow.drain();
     await settle();
     await time.advanceTo(45_000);
@@ -293,11 +291,7 @@ describe('a send that outlasts its claim', () => {
 
   it('leaves no timer behind once a send has answered', async () => {
     // Arrange
-    const store = openSqliteStore({ file: ':memory:' });
-    await store.enqueueNotification(entry('soc'));
-    const time = virtualTime();
-    const { channel, calls } = hangingChannel();
-    const dispatcher = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
+    const { store, time, calls, dispatcher } = await oneEntryOnAHangingChannel();
     const draining = dispatcher.drain();
     await settle();
     const during = time.pending();
