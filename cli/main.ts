@@ -2,10 +2,9 @@
  * `triage` — the command line: serve (local runtime), replay, parked, policy check, send.
  * Results go to stdout (one JSON line per new case or revision for replay); logs and errors to stderr.
  */
-import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { InvocationContext } from '@azure/functions';
-import ipaddr from 'ipaddr.js';
+import { parseIp } from '../shared/config/networks';
 import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } from '../shared/config/policy';
 import { PolicyError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
@@ -73,7 +72,8 @@ function intOption(name: string, value: string, min: number, max = Number.MAX_SA
 function loopbackHost(value: string): string {
   const host = value.trim().replace(/^\[(.*)\]$/, '$1');
   if (host.toLowerCase() === 'localhost') return host;
-  if (isIP(host) !== 0 && ipaddr.process(host).range() === 'loopback') return host;
+  // parseIp (canonicalIp): `::127.0.0.1` is the IPv4-compatible `::7f00:1`, not loopback (ipaddr.js alone reads ::ffff:127.0.0.1).
+  if (parseIp(host)?.range === 'loopback') return host;
   throw new UsageError(`--host must be a loopback address (127.0.0.1, ::1 or localhost), as no function keys are checked; got "${value}"`);
 }
 

@@ -3,7 +3,7 @@
  * edge (see `shared/model/parse.ts`); nothing past the edge sees raw JSON.
  */
 
-/** Severity scale, lowest first (index order is the ordering used for clamping). */
+/** Severity scale, lowest first (index order is the order compareSeverity uses). */
 export const SEVERITIES = ['informational', 'low', 'medium', 'high', 'critical'] as const;
 /** A triage severity. */
 export type Severity = (typeof SEVERITIES)[number];
@@ -11,12 +11,6 @@ export type Severity = (typeof SEVERITIES)[number];
 /** Compares two severities: negative when a < b. */
 export function compareSeverity(a: Severity, b: Severity): number {
   return SEVERITIES.indexOf(a) - SEVERITIES.indexOf(b);
-}
-
-/** Moves a severity `steps` levels (negative lowers), clamped to the scale. */
-export function shiftSeverity(s: Severity, steps: number): Severity {
-  const i = Math.min(SEVERITIES.length - 1, Math.max(0, SEVERITIES.indexOf(s) + steps));
-  return SEVERITIES[i] as Severity;
 }
 
 /** Entity kinds the product understands. */

@@ -15,8 +15,8 @@
  *    again), so "+1" made the chain's highest severity depend on arrival order —
  *    brute force (high) then C2 (medium) peaked at high in time order and at
  *    critical when the brute force arrived second. With a floor the chain peaks at
- *    max(its cases' own levels, high) in every order;
- * 5. clamp — the scale's bounds (nothing to record).
+ *    max(its cases' own levels, high) in every order.
+ * Every step sets a level or raises to a floor on the scale, so none can leave it: nothing is clamped.
  */
 
 import { compareSeverity, type Evidence, type KillChainVerdict, type Severity, type SeverityReason } from '../model/domain';

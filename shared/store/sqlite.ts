@@ -581,7 +581,6 @@ export class SqliteStore implements Store {
     private readonly keepRevisions: boolean,
     private readonly horizonMs: number = DEFAULT_INDEX_DAYS * DAY_MS,
     private readonly now: () => number = Date.now,
-    private readonly groupCommit: boolean = true,
   ) {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
@@ -791,12 +790,10 @@ export class SqliteStore implements Store {
       return this.run(op, fn);
     }
     for (let g = this.gate(); g; g = this.gate()) await g;
-    if (kind === 'write' && this.groupCommit && !this.group) this.openGroup();
+    if (kind === 'write' && !this.group) this.openGroup();
     const group = this.group;
     if (kind === 'write' && group) this.requireTransaction(op);
     const result = this.run(op, fn);
-    // Without a group (groupCommit off) a write commits by itself: done, the store writes again.
-    if (kind === 'write' && !group) this.writesCommitted();
     // A correlation look-up does not wait: its answer only feeds a verdict that is itself written
     // (and answered) after a later commit, and waiting would hold the pipeline's look-up → write
     // ordering (appliesWritesOnCall) across a commit.

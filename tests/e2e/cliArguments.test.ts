@@ -13,7 +13,7 @@ function storeEnv(): { SQLITE_FILE: string; OUTBOX_FILE: string } {
 }
 
 describe('triage serve --host', () => {
-  it.each(['0.0.0.0', '::', '192.0.2.2'])(
+  it.each(['0.0.0.0', '::', '192.0.2.2', '::127.0.0.1'])(
     'refuses %s (reachable from other machines, and no function keys are checked) as a usage error',
     (host) => {
       // Act (killed after 20 s should it start serving instead of refusing; status is then null)

@@ -77,7 +77,6 @@ function hangingChannel() {
   return { channel, calls };
 }
 
-/** Another worker's dispatcher on the same store and clock, sending through its own channel. */
 /** One queued entry on a store, and a dispatcher on virtual time whose channel hangs until told to answer. */
 async function oneEntryOnAHangingChannel() {
   const store = openSqliteStore({ file: ':memory:' });
@@ -88,6 +87,7 @@ async function oneEntryOnAHangingChannel() {
   return { store, time, calls, dispatcher };
 }
 
+/** Another worker's dispatcher on the same store and clock, sending through its own channel. */
 function otherWorker(store: Store, clock: { now: number }, sends: string[]): OutboxDispatcher {
   return new OutboxDispatcher(store, { send: async (n) => void sends.push(n.key) }, silentLogger, () => new Date(clock.now));
 }
