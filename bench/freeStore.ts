@@ -11,7 +11,7 @@
  * putCase is called (`appliesWritesOnCall`, as SQLite's group commit).
  */
 import { AmbiguousCaseError, ConcurrencyConflictError } from '../shared/errors';
-import { canonicalInstant } from '../shared/model/instant';
+import { canonicalInstant, isCanonicalInstant } from '../shared/model/instant';
 import type {
   CaseRecord,
   EntitySighting,
@@ -98,7 +98,7 @@ export function createFreeStore(): Store {
       const cutoffs = filter.due?.createdBy;
       // As SQLite: a canonical createdAt is compared as text against the cut-off of its attempts; any other is due.
       const due = (n: NotificationRecord): boolean => {
-        if (cutoffs === undefined || !/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/.test(n.createdAt)) return true;
+        if (cutoffs === undefined || !isCanonicalInstant(n.createdAt)) return true;
         const cutoff = cutoffs[Math.min(Math.max(n.attempts, 0), cutoffs.length - 1)];
         return cutoff !== undefined && compare(n.createdAt, cutoff) <= 0;
       };

@@ -104,6 +104,11 @@ export function utcFields(ms: number): UtcFields {
 
 const CANONICAL_INSTANT = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
+/** Whether `text` is already an instant in canonical form (`toISOString()`): text order is then time order. */
+export function isCanonicalInstant(text: string): boolean {
+  return CANONICAL_INSTANT.test(text);
+}
+
 /**
  * The canonical spelling of an ISO 8601 instant (`toISOString()`), so that string order is
  * time order: `…00Z`, `…00.000Z` and `…00.0000000Z` (Sentinel) compare equal. Unparseable
