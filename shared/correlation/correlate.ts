@@ -60,6 +60,8 @@ interface EntityGroup {
   readonly related: ReadonlyMap<string, number>;
   chainMask: number;
   distinct: boolean;
+  /** With `distinct`: the phases that made it (all of chainMask, or those of the one window-long span that did). */
+  distinctMask?: number;
   progression?: { earlierCase: string; earlierMask: number; laterCase: string; laterMask: number };
 }
 
@@ -209,9 +211,11 @@ export function correlateCase(
             : { earlierCase: id, earlierMask: mask, laterCase: caseId, laterMask: selfMask };
       }
     }
-    g.distinct =
-      phaseCount(g.chainMask) >= settings.distinctPhases &&
-      (latest - earliest <= windowMs || phasesWithinOneWindow(t0, selfMask, g.related, slots, windowMs) >= settings.distinctPhases);
+    if (phaseCount(g.chainMask) >= settings.distinctPhases) {
+      const span = latest - earliest <= windowMs ? g.chainMask : phasesWithinOneWindow(t0, selfMask, g.related, slots, windowMs);
+      if (phaseCount(span) >= settings.distinctPhases) g.distinctMask = span;
+    }
+    g.distinct = g.distinctMask !== undefined;
     chainMask |= g.chainMask;
   }
   const selfDistinct = phaseCount(selfMask) >= settings.distinctPhases;
@@ -239,7 +243,8 @@ export function correlateCase(
   if (best) {
     const ids = listCases(sortedSubset(relatedCaseIds, best.related));
     if (best.distinct) {
-      detail = `multi-stage: phases ${phasesOfMask(best.chainMask).join(' → ')} on ${best.key} (cases ${ids})`;
+      // The phases that made it multi-stage: with cases more than a window apart, those of the deciding span only.
+      detail = `multi-stage: phases ${phasesOfMask(best.distinctMask ?? best.chainMask).join(' → ')} on ${best.key} (cases ${ids})`;
     } else if (best.progression) {
       const p = best.progression;
       const name = (id: string): string => (id === caseId ? 'this case' : `case ${id}`);
@@ -327,8 +332,9 @@ function relatedOf(
 }
 
 /**
- * Criterion (a) when the related cases span more than a window: the most phases this case and the
- * related cases detected within one window-long span that includes this case show together. Such a
+ * Criterion (a) when the related cases span more than a window: the phases (as a mask) of the
+ * window-long span including this case that shows the most of them together (the earliest such span
+ * on a tie). Such a
  * span can start at the earliest case it holds (moving its start right up to that case loses none
  * and may gain some at the other end), so the starts worth trying are the detection times in
  * [t0 − window, t0]; a two-pointer sweep over the cases sorted by time, with a count per phase, tries
@@ -343,7 +349,7 @@ function phasesWithinOneWindow(t0: number, selfMask: number, related: ReadonlyMa
   const count = (m: number, by: number): void => {
     for (let i = 0; i < counts.length; i++) if (m & (1 << i)) counts[i] = (counts[i] ?? 0) + by;
   };
-  let best = phaseCount(selfMask);
+  let best = selfMask;
   let hi = 0;
   let lo = 0;
   const tryStart = (start: number): void => {
@@ -351,7 +357,7 @@ function phasesWithinOneWindow(t0: number, selfMask: number, related: ReadonlyMa
     while (lo < hi && (dated[lo]?.t ?? Number.NaN) < start) count(dated[lo++]?.m ?? 0, -1);
     let mask = selfMask;
     for (let i = 0; i < counts.length; i++) if ((counts[i] ?? 0) > 0) mask |= 1 << i;
-    best = Math.max(best, phaseCount(mask));
+    if (phaseCount(mask) > phaseCount(best)) best = mask;
   };
   // Starts in ascending order, so both pointers only move forward: the related times in [t0 − window, t0], then t0.
   for (const d of dated) if (d.t >= t0 - windowMs && d.t <= t0) tryStart(d.t);

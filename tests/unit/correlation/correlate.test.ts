@@ -202,9 +202,10 @@ describe('correlation verdict', () => {
 
     const run = triage(brain, store, phaseCase('w4', ['exploitation'], 0), rp);
 
-    // w1…w4 span two weeks; w1, w2 and w4 lie within one, with three phases.
+    // w1…w4 span two weeks; w1, w2 and w4 lie within one, with three phases: the reason names those, not w3's.
     expect(run.verdict.multiStage).toBe(true);
     expect(run.verdict.relatedCaseIds).toEqual(['w1', 'w2', 'w3']);
+    expect(run.verdict.detail).toMatch(/^multi-stage: phases reconnaissance → delivery → exploitation on /);
   });
 
   it('does not flag phases that only come together over more than one window', () => {
