@@ -9,44 +9,21 @@
 import { StoreUnavailableError } from '../../shared/errors';
 import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
 import type { CaseRecord } from '../../shared/store/port';
-import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
-import { type CountingProxy, startCountingProxy } from '../helpers/countingProxy';
+import { cosmosBehindProxy } from '../helpers/cosmosBehindProxy';
 import { caseRecord, MULTI_BATCH_REVISION, sighting } from './fixtures';
 
 const { AT, WINDOW, OLD, KEPT, GONE, NEW } = MULTI_BATCH_REVISION;
 const ATTEMPTS = 4;
 
-let server: CosmosTestServer;
-let proxy: CountingProxy;
-let database = '';
-let databases = 0;
-const opened: CosmosStore[] = [];
-
-beforeAll(async () => {
-  server = await startCosmosServer();
-});
-
-afterAll(async () => {
-  await server.close();
-});
-
-beforeEach(async () => {
-  proxy = await startCountingProxy(server.endpoint);
-  database = `revision-handover-${++databases}`;
-});
-
-afterEach(async () => {
-  for (const store of opened.splice(0)) await store.close();
-  await proxy.close();
-});
+const cosmos = cosmosBehindProxy('revision-handover');
 
 /** A store on the proxy, as another worker would open it; `onRetry` runs (once) where the first retry would wait. */
 async function openStore(onRetry?: () => Promise<void>): Promise<CosmosStore> {
   let pending = onRetry;
   const store = await openCosmosStore({
-    endpoint: proxy.endpoint,
-    key: server.key,
-    database,
+    endpoint: cosmos.proxy.endpoint,
+    key: cosmos.server.key,
+    database: cosmos.database,
     createIfMissing: true,
     retry: {
       attempts: ATTEMPTS,
@@ -57,8 +34,7 @@ async function openStore(onRetry?: () => Promise<void>): Promise<CosmosStore> {
       },
     },
   });
-  opened.push(store);
-  return store;
+  return cosmos.track(store);
 }
 
 /**
@@ -70,18 +46,18 @@ async function writerMeetingAReadersRepair(faults: number): Promise<{ put: Promi
   let readerSaw: number | undefined;
   const reader = await openStore();
   const writer = await openStore(async () => {
-    proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
+    cosmos.proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
     readerSaw = (await reader.getCase('t', 'case-1'))?.revision;
     // The writer's retry of its second batch reaches the server (412); what follows fails `faults` times.
-    proxy.inject({ status: 503, kinds: ['batch'], skip: 1 }, faults);
+    cosmos.proxy.inject({ status: 503, kinds: ['batch'], skip: 1 }, faults);
   });
   const first = await writer.putCase(
     caseRecord('t', 'case-1'),
     OLD.map((k) => sighting('t', 'case-1', k, AT)),
     undefined,
   );
-  proxy.reset();
-  proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
+  cosmos.proxy.reset();
+  cosmos.proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
   const put = writer.putCase(
     caseRecord('t', 'case-1', { revision: 2 }),
     [...KEPT, ...NEW].map((k) => sighting('t', 'case-1', k, AT)),
@@ -105,9 +81,9 @@ describe('Cosmos store: a writer whose later batch meets a case document a reade
     const { put, readerSaw } = await writerMeetingAReadersRepair(1);
     const written = await put;
     const other = await openStore();
-    proxy.reset();
+    cosmos.proxy.reset();
     const read = await other.getCase('t', 'case-1');
-    const readCost = proxy.counts();
+    const readCost = cosmos.proxy.counts();
 
     // Assert: the put answers the stored etag, nothing is owed, and the index is the revision's
     expect(readerSaw).toBe(2);

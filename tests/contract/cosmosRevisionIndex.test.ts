@@ -9,44 +9,25 @@
 import { StoreUnavailableError } from '../../shared/errors';
 import { createLogger, type Logger } from '../../shared/log';
 import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
-import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
-import { type CountingProxy, startCountingProxy } from '../helpers/countingProxy';
+import { cosmosBehindProxy } from '../helpers/cosmosBehindProxy';
 import { caseRecord, MULTI_BATCH_REVISION, sighting } from './fixtures';
 
 const { AT, WINDOW, OLD, KEPT, GONE, NEW } = MULTI_BATCH_REVISION;
 const ATTEMPTS = 4;
 
-let server: CosmosTestServer;
-let proxy: CountingProxy;
+const cosmos = cosmosBehindProxy('revision-index');
 let store: CosmosStore;
-let databases = 0;
-let database = '';
-
-beforeAll(async () => {
-  server = await startCosmosServer();
-});
-
-afterAll(async () => {
-  await server.close();
-});
 
 beforeEach(async () => {
-  proxy = await startCountingProxy(server.endpoint);
-  database = `revision-index-${++databases}`;
-  store = await openStore();
-});
-
-afterEach(async () => {
-  await store.close();
-  await proxy.close();
+  store = cosmos.track(await openStore());
 });
 
 /** A store on the proxy, as another worker would open it; waits between attempts are skipped, not slept. */
 function openStore(log?: Logger): Promise<CosmosStore> {
   return openCosmosStore({
-    endpoint: proxy.endpoint,
-    key: server.key,
-    database,
+    endpoint: cosmos.proxy.endpoint,
+    key: cosmos.server.key,
+    database: cosmos.database,
     createIfMissing: true,
     retry: { attempts: ATTEMPTS, sleep: async () => {} },
     ...(log ? { log } : {}),
@@ -61,8 +42,8 @@ async function revisionFailingInItsSecondBatch(): Promise<unknown> {
     undefined,
   );
   const read = await store.getCase('t', 'case-1');
-  proxy.reset();
-  proxy.inject({ status: 503, kinds: ['batch'], skip: 1 }, ATTEMPTS);
+  cosmos.proxy.reset();
+  cosmos.proxy.inject({ status: 503, kinds: ['batch'], skip: 1 }, ATTEMPTS);
   return store
     .putCase(
       caseRecord('t', 'case-1', { revision: 2 }),
@@ -89,9 +70,9 @@ describe('Cosmos store: a revision written in several batches', () => {
     const before = await casesByKey(redelivery, GONE);
 
     const read = await redelivery.getCase('t', 'case-1');
-    proxy.reset();
+    cosmos.proxy.reset();
     const again = await redelivery.getCase('t', 'case-1');
-    const readAgain = proxy.counts();
+    const readAgain = cosmos.proxy.counts();
     const gone = await casesByKey(redelivery, GONE);
     const kept = await casesByKey(redelivery, [...KEPT, ...NEW]);
     await redelivery.close();
@@ -114,7 +95,7 @@ describe('Cosmos store: a revision written in several batches', () => {
     const reader = await openStore(
       createLogger({ level: 'info', sink: (line) => events.push((JSON.parse(line) as { event: string }).event) }),
     );
-    proxy.inject({ status: 503, kinds: ['batch'] });
+    cosmos.proxy.inject({ status: 503, kinds: ['batch'] });
 
     const first = await reader.getCase('t', 'case-1');
     const goneAfterFirst = await casesByKey(reader, GONE);

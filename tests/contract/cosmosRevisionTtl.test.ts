@@ -8,8 +8,7 @@
 import { CosmosClient } from '@azure/cosmos';
 import { StoreUnavailableError } from '../../shared/errors';
 import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
-import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
-import { type CountingProxy, startCountingProxy } from '../helpers/countingProxy';
+import { cosmosBehindProxy } from '../helpers/cosmosBehindProxy';
 import { caseRecord, notification, sighting } from './fixtures';
 
 const AT = '2024-05-01T10:00:00.000Z';
@@ -28,49 +27,36 @@ interface RawDoc {
   indexTodo?: unknown;
 }
 
-let server: CosmosTestServer;
-let proxy: CountingProxy;
+const cosmos = cosmosBehindProxy('revision-ttl');
 let raw: CosmosClient;
-let database = '';
-let databases = 0;
-const opened: CosmosStore[] = [];
 
-beforeAll(async () => {
-  server = await startCosmosServer();
+beforeEach(() => {
+  raw = new CosmosClient({
+    endpoint: cosmos.server.endpoint,
+    key: cosmos.server.key,
+    connectionPolicy: { enableEndpointDiscovery: false },
+  });
 });
 
-afterAll(async () => {
-  await server.close();
-});
-
-beforeEach(async () => {
-  proxy = await startCountingProxy(server.endpoint);
-  raw = new CosmosClient({ endpoint: server.endpoint, key: server.key, connectionPolicy: { enableEndpointDiscovery: false } });
-  database = `revision-ttl-${++databases}`;
-});
-
-afterEach(async () => {
-  for (const store of opened.splice(0)) await store.close();
+afterEach(() => {
   raw.dispose();
-  await proxy.close();
 });
 
 async function openStore(now?: () => number): Promise<CosmosStore> {
   const store = await openCosmosStore({
-    endpoint: proxy.endpoint,
-    key: server.key,
-    database,
+    endpoint: cosmos.proxy.endpoint,
+    key: cosmos.server.key,
+    database: cosmos.database,
     createIfMissing: true,
     defaultTtlSeconds: TTL_S,
     retry: { attempts: 1, sleep: async () => {} },
     ...(now ? { now } : {}),
   });
-  opened.push(store);
-  return store;
+  return cosmos.track(store);
 }
 
 async function docs(): Promise<RawDoc[]> {
-  const { resources } = await raw.database(database).container('cases').items.query<RawDoc>('SELECT * FROM c').fetchAll();
+  const { resources } = await raw.database(cosmos.database).container('cases').items.query<RawDoc>('SELECT * FROM c').fetchAll();
   return resources;
 }
 
@@ -80,7 +66,7 @@ describe('Cosmos store: a case whose index rows a later read finishes', () => {
     const writer = await openStore();
     const record = caseRecord('t', 'case-1');
     const withReport = { ...record, result: { ...record.result, firstReport: REPORT } };
-    proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
+    cosmos.proxy.inject({ status: 503, kinds: ['batch'], skip: 1 });
     const failure = await writer
       .putCase(
         withReport,
