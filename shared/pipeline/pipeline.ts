@@ -48,7 +48,7 @@ import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hour
 import type { OutboxDispatcher } from '../notify/outbox';
 import { planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
-import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, RelatedResult, Store } from '../store/port';
+import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
 import { withRetry } from '../store/retry';
 import type { Brain, Classification, CorrelationPlan } from './brain';
 import { fitParkedBody, parkId, rawAt } from './park';
@@ -156,8 +156,11 @@ interface Judgement {
   readonly sightings: EntitySighting[];
   /** Keys the store found at or over the infrastructure bound (no rows read). */
   readonly saturated: string[];
-  /** The look-up's answer (none without keys), asked after the commit whether other writers committed meanwhile (see recheckDue). */
-  readonly answer?: RelatedResult;
+  /**
+   * The look-up answer's own question (stores that can tell: SQLite), asked after the commit: did other
+   * writers commit correlation rows since it was read (see recheckDue)? None without keys.
+   */
+  readonly othersCommittedSince?: () => boolean;
 }
 
 /** The triage pipeline. One instance per process; safe for concurrent calls. */
@@ -476,7 +479,9 @@ export class Pipeline {
     const plan = this.deps.brain.planCorrelation(c, cls, policy);
     if (plan.keys.length === 0) return { sightings: [], saturated: [], policy, cls, plan };
     const answer = await this.deps.store.findRelated(relatedQuery(c, plan));
-    return { sightings: answer.sightings, saturated: answer.saturated, policy, cls, plan, answer };
+    // Of the answer only its question is kept beside the rows (bound: LogAnswer's state is private).
+    const othersCommittedSince = answer.othersCommittedSince?.bind(answer);
+    return { sightings: answer.sightings, saturated: answer.saturated, policy, cls, plan, othersCommittedSince };
   }
 
   /** Pure part: classify, correlate, score, plan notifications. `why` explains a revision made without new input. */
@@ -656,7 +661,7 @@ function toRef(n: NotificationRecord): NotificationRef {
  * alone pays nothing.
  */
 function recheckDue(mode: Mode, judgement: Judgement): boolean {
-  return mode.recheck || judgement.answer?.othersCommittedSince?.() === true;
+  return mode.recheck || judgement.othersCommittedSince?.() === true;
 }
 
 /** Whether a re-judged result says something the stored one did not (worth a revision). */
