@@ -22,6 +22,7 @@ import type {
   RelatedResult,
   Store,
 } from '../shared/store/port';
+import { listLimit } from '../shared/store/port';
 import { groupSightings, SightingIndex } from '../shared/store/sightingIndex';
 
 /** Binary string order (SQLite's default collation). */
@@ -102,7 +103,7 @@ export function createFreeStore(): Store {
         const cutoff = cutoffs[Math.min(Math.max(n.attempts, 0), cutoffs.length - 1)];
         return cutoff !== undefined && compare(n.createdAt, cutoff) <= 0;
       };
-      const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
+      const limit = listLimit(filter.limit);
       return [...outbox.values()]
         .filter(
           (n) =>

@@ -151,6 +151,7 @@ import type {
   RelatedResult,
   Store,
 } from './port';
+import { listLimit } from './port';
 import { type RetryPolicy, withRetry } from './retry';
 
 /** Settings read from the environment (see cosmosSettingsFromEnv). */
@@ -1270,7 +1271,7 @@ export class CosmosStore implements Store {
    * server's choice, not key order.
    */
   async listNotifications(filter: Parameters<Store['listNotifications']>[0]): Promise<NotificationRecord[]> {
-    const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
+    const limit = listLimit(filter.limit);
     if (limit === 0) return [];
     const where = ["c.docType = 'outbox'"];
     const parameters: SqlParameter[] = [];

@@ -118,6 +118,14 @@ export interface Lease {
   readonly expiresAt: string;
 }
 
+/**
+ * A listing's `limit` as every adapter reads it: undefined stays unlimited, anything else becomes a
+ * non-negative integer (a fraction rounds down; a negative or NaN limit lists nothing).
+ */
+export function listLimit(limit: number | undefined): number | undefined {
+  return limit === undefined ? undefined : Math.max(0, Math.floor(limit) || 0);
+}
+
 /** The store port. */
 export interface Store {
   /** Latest revision of a case. */

@@ -73,6 +73,7 @@ import type {
   RelatedResult,
   Store,
 } from './port';
+import { listLimit } from './port';
 import { groupSightings, type SightingGroup, SightingIndex } from './sightingIndex';
 
 /** One schema step. Steps run in order, each in its own transaction with the `user_version` bump. */
@@ -1165,7 +1166,7 @@ export class SqliteStore implements Store {
    * queued rows. An index on (status, created_at) would let it stop after `limit` rows.
    */
   async listNotifications(filter: Parameters<Store['listNotifications']>[0]): Promise<NotificationRecord[]> {
-    const limit = filter.limit === undefined ? undefined : Math.max(0, Math.floor(filter.limit) || 0);
+    const limit = listLimit(filter.limit);
     if (limit === 0) return [];
     return this.exec('listNotifications', () => {
       const where: string[] = [];
