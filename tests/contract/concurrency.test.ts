@@ -11,6 +11,7 @@ import type { NotificationRecord, Store } from '../../shared/store/port';
 import { createBrain } from '../../shared/triage/brain';
 import { ROOT } from '../helpers/cli';
 import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
+import { signal } from '../helpers/signal';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 
@@ -159,15 +160,6 @@ describe('two instances triaging related alerts at the same moment (Cosmos)', ()
         return typeof v === 'function' ? v.bind(target) : v;
       },
     });
-  }
-
-  /** A promise and the function that settles it (one step of a forced interleaving). */
-  function signal(): { readonly done: Promise<void>; readonly fire: () => void } {
-    let fire: () => void = () => undefined;
-    const done = new Promise<void>((r) => {
-      fire = r;
-    });
-    return { done, fire };
   }
 
   /**

@@ -15,6 +15,7 @@ import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
 import { createBrain } from '../../shared/triage/brain';
 import { ROOT } from '../helpers/cli';
 import { countingStore } from '../helpers/countingStore';
+import { signal } from '../helpers/signal';
 import { caseRecord, notification, parked, sighting } from './fixtures';
 
 let dir: string;
@@ -144,15 +145,6 @@ describe('two processes triaging related alerts at the same moment on one SQLite
         return typeof v === 'function' ? v.bind(target) : v;
       },
     });
-  }
-
-  /** A promise and the function that settles it (one step of a forced interleaving). */
-  function signal(): { readonly done: Promise<void>; readonly fire: () => void } {
-    let fire: () => void = () => undefined;
-    const done = new Promise<void>((r) => {
-      fire = r;
-    });
-    return { done, fire };
   }
 
   /** What the processes of one test sent and logged. */

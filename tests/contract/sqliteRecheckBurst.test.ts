@@ -14,6 +14,7 @@ import type { Store } from '../../shared/store/port';
 import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
 import { createBrain } from '../../shared/triage/brain';
 import { ROOT } from '../helpers/cli';
+import { signal } from '../helpers/signal';
 
 let dir: string;
 const opened: SqliteStore[] = [];
@@ -32,15 +33,6 @@ function connect(file: string): SqliteStore {
   const s = openSqliteStore({ file });
   opened.push(s);
   return s;
-}
-
-/** A promise and the function that settles it (one step of a forced interleaving). */
-function signal(): { readonly done: Promise<void>; readonly fire: () => void } {
-  let fire: () => void = () => undefined;
-  const done = new Promise<void>((r) => {
-    fire = r;
-  });
-  return { done, fire };
 }
 
 /** Hooks around one process's look-ups; `n` counts the look-ups made for one case, from 0. */
