@@ -2,8 +2,10 @@
  * Builders for store contract tests: small but complete domain objects, so adapters
  * are exercised with what the pipeline really stores.
  */
+import type Database from 'better-sqlite3';
 import type { Case, KillChainPhase, Severity, TriageResult } from '../../shared/model/domain';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem } from '../../shared/store/port';
+import type { SqliteStore } from '../../shared/store/sqlite';
 
 /** A case record for (tenant, case) at `revision`; `detectedAt` defaults to a fixed instant. */
 export function caseRecord(
@@ -145,3 +147,11 @@ export const MULTI_BATCH_REVISION = (() => {
     NEW: Array.from({ length: 80 }, (_, i) => `host:h${i}.corp.contoso.example`),
   };
 })();
+
+/**
+ * The SQLite store's own connection (a private field): tests set SQLite limits on it, as a full disk
+ * or a read-only file would hit the store.
+ */
+export function connectionOf(store: SqliteStore): Database.Database {
+  return (store as unknown as { db: Database.Database }).db;
+}

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { ConcurrencyConflictError, ConfigError, StoreUnavailableError } from '../../shared/errors';
 import { MIGRATIONS, type Migration, migrate, openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
-import { caseRecord, notification, sighting } from './fixtures';
+import { caseRecord, connectionOf, notification, sighting } from './fixtures';
 import { describeStoreContract } from './store.contract';
 
 describeStoreContract('sqlite', async () => openSqliteStore({ file: ':memory:' }));
@@ -561,7 +561,6 @@ describe('SQLite store when the database fails under it (disk full, file deleted
   });
 
   /** The store's own connection: SQLite limits and failures are set on it, as a full disk would hit it. */
-  const connectionOf = (store: SqliteStore): Database.Database => (store as unknown as { db: Database.Database }).db;
 
   /** Makes the next writes that need a few more pages fail with SQLITE_FULL, which rolls the whole transaction back. */
   const fillDisk = (store: SqliteStore): void => {

@@ -5,13 +5,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../shared/errors';
 import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
-import { caseRecord, notification } from './fixtures';
-
-/** The store's own connection: SQLite limits are set on it, as a full disk or a read-only file would hit it. */
-const connectionOf = (store: SqliteStore): Database.Database => (store as unknown as { db: Database.Database }).db;
+import { caseRecord, connectionOf, notification } from './fixtures';
 
 describe('writesFailing on a SQLite store whose writes fail', () => {
   let dir: string;

@@ -9,10 +9,7 @@ import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../../shared/errors';
 import { storeAnswers } from '../../../shared/http/health';
 import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite';
-import { caseRecord, notification } from '../../contract/fixtures';
-
-/** The store's own connection: SQLite limits are set on it, as a read-only file or a full disk would hit it. */
-const connectionOf = (store: SqliteStore): Database.Database => (store as unknown as { db: Database.Database }).db;
+import { caseRecord, connectionOf, notification } from '../../contract/fixtures';
 
 describe('the health probe over a SQLite store whose writes fail', () => {
   let dir: string;
