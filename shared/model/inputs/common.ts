@@ -362,6 +362,34 @@ export function canonicalJson(value: unknown): string {
   return canon(value, new Map());
 }
 
+/** An object layout's members in sorted order, each with its quoted name and colon ready to append. */
+interface SortedLayout {
+  readonly keys: readonly string[];
+  readonly prefixes: readonly string[];
+}
+
+/**
+ * Sorted layouts by insertion-order key list. The readers build every object of a case the same way,
+ * so a handful of layouts cover them all, and each object's keys are then neither sorted nor quoted
+ * again (this was a third of parsing an alert). Bounded: odd inputs with ever new layouts stop adding.
+ */
+const layouts = new Map<string, SortedLayout>();
+const MAX_LAYOUTS = 512;
+
+function layoutOf(keys: readonly string[]): SortedLayout {
+  // The signature joins names with NUL; a name containing NUL could make two layouts one, so it is never cached.
+  let cacheable = true;
+  for (const k of keys) if (k.includes('\u0000')) cacheable = false;
+  const signature = cacheable ? keys.join('\u0000') : undefined;
+  let layout = signature === undefined ? undefined : layouts.get(signature);
+  if (layout === undefined) {
+    const sorted = [...keys].sort();
+    layout = { keys: sorted, prefixes: sorted.map((k) => `${JSON.stringify(k)}:`) };
+    if (signature !== undefined && layouts.size < MAX_LAYOUTS) layouts.set(signature, layout);
+  }
+  return layout;
+}
+
 // `memo` serialises each shared object once (a stand-alone alert's entity list is both
 // Case.entities and alerts[0].entities).
 function canon(value: unknown, memo: Map<object, string>): string {
@@ -387,13 +415,13 @@ function canon(value: unknown, memo: Map<object, string>): string {
     out += ']';
   } else {
     const obj = value as Record<string, unknown>;
-    const keys = Object.keys(obj).sort();
+    const { keys, prefixes } = layoutOf(Object.keys(obj));
     out = '{';
     let first = true;
-    for (const k of keys) {
-      const v = obj[k];
+    for (let i = 0; i < keys.length; i++) {
+      const v = obj[keys[i] as string];
       if (v === undefined) continue;
-      out += `${first ? '' : ','}${JSON.stringify(k)}:${canon(v, memo)}`;
+      out += (first ? '' : ',') + (prefixes[i] as string) + canon(v, memo);
       first = false;
     }
     out += '}';
