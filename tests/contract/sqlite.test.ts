@@ -436,7 +436,7 @@ describe('SQLite correlation index (in memory, over the append-only sighting log
     const revised = existing && (await store.putCase({ ...existing, revision: 2 }, [sighting('t', 'c1', 'host:web02', at)], existing.etag));
     const afterRevision = await store.findRelated({ tenantId: 't', keys: ['host:vpn01', 'host:web02'], ...window, limitPerKey: 10 });
 
-    expect(store.migrationsApplied).toEqual([2, 3]);
+    expect(store.migrationsApplied).toEqual([2, 3, 4]);
     expect(found.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.severity}`)).toEqual([
       'host:vpn01@c1@high',
       'ip:203.0.113.77@c1@high',
