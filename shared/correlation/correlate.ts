@@ -40,7 +40,7 @@ import { type Case, KILL_CHAIN_PHASES, type KillChainPhase, type KillChainVerdic
 import { parseInstant } from '../model/instant';
 import type { CorrelationPlan } from '../pipeline/brain';
 import type { EntitySighting } from '../store/port';
-import { alertPhaseMask, highestPhase, type KillChainMapping, lowestPhase, maskOf, phaseCount, phasesOfMask } from './killchain';
+import { alertPhaseMask, highestPhase, type KillChainMapping, lowestPhase, maskOf, phaseCount, sharedPhasesOfMask } from './killchain';
 import type { CorrelationSettings } from './plan';
 
 /**
@@ -102,9 +102,22 @@ function selfProgression(c: Case, mapping: KillChainMapping): boolean {
   return false;
 }
 
-function listCases(ids: readonly string[]): string {
-  const shown = ids.slice(0, MAX_LISTED_CASES).join(', ');
-  return ids.length > MAX_LISTED_CASES ? `${shown}, +${ids.length - MAX_LISTED_CASES} more` : shown;
+/** A set of the keys: the array itself searched linearly when short (plans have a handful of keys). */
+function keySet(keys: readonly string[]): { has(k: string): boolean } {
+  return keys.length > 16 ? new Set(keys) : { has: (k) => keys.includes(k) };
+}
+
+/** Whether the entity at `i` has the key of an earlier one. */
+function keyBefore(entities: Case['entities'], i: number): boolean {
+  const key = entities[i]?.key;
+  for (let j = 0; j < i; j++) if (entities[j]?.key === key) return true;
+  return false;
+}
+
+/** The first MAX_LISTED_CASES of `total` ids (`shown`, at most that many), then how many more. */
+function listCases(shown: readonly string[], total: number): string {
+  const text = (shown.length > MAX_LISTED_CASES ? shown.slice(0, MAX_LISTED_CASES) : shown).join(', ');
+  return total > MAX_LISTED_CASES ? `${text}, +${total - MAX_LISTED_CASES} more` : text;
 }
 
 function phaseName(i: number): string {
@@ -132,7 +145,8 @@ export function correlateCase(
 ): KillChainVerdict {
   const t0 = parseInstant(c.detectedAt);
   const selfMask = maskOf(plan.phases);
-  const planKeys = new Set(plan.keys);
+  // A plan has a handful of keys: a linear search beats building a set for them.
+  const planKeys = keySet(plan.keys);
   const caseId = c.caseId;
   const windowMs = plan.windowMs;
   const slots: Slots = { t: [], mask: [] };
@@ -168,12 +182,21 @@ export function correlateCase(
     }
   }
 
-  const ignoredEntities: { key: string; why: string }[] = [...plan.ignored];
+  // The plan's list is the verdict's unless an entity turns out to be infrastructure (rare): only then a copy to add to.
+  let ignoredEntities: { key: string; why: string }[] | undefined;
   const groups: EntityGroup[] = [];
-  const seenEntityKeys = new Set<string>();
-  for (const e of c.entities) {
-    if (seenEntityKeys.has(e.key)) continue;
-    seenEntityKeys.add(e.key);
+  const entities = c.entities;
+  // Each entity key is judged once. A case has a handful of entities: comparing with the earlier
+  // ones costs less than a set per case, which only a large incident needs.
+  const seenKeys = entities.length > 16 ? new Set<string>() : undefined;
+  for (let i = 0; i < entities.length; i++) {
+    const e = entities[i] as Case['entities'][number];
+    if (seenKeys !== undefined) {
+      if (seenKeys.has(e.key)) continue;
+      seenKeys.add(e.key);
+    } else if (keyBefore(entities, i)) {
+      continue;
+    }
     const keys = planKeys.has(e.key) ? [e.key] : [];
     for (const k of e.altKeys) if (planKeys.has(k)) keys.push(k);
     if (keys.length === 0) continue;
@@ -181,6 +204,7 @@ export function correlateCase(
       (k) => (saturated.length > 0 && saturated.includes(k)) || (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold,
     );
     if (infra !== undefined) {
+      ignoredEntities ??= plan.ignored.slice();
       ignoredEntities.push({
         key: e.key,
         why: `seen in more than ${plan.infrastructureThreshold} other cases within ${settings.windowText}${infra === e.key ? '' : ` (as ${infra})`}: treated as infrastructure`,
@@ -235,16 +259,17 @@ export function correlateCase(
   const multiStage = selfDistinct || selfProgress || best !== undefined;
   // Default sort (UTF-16 code unit order) is the fastest string sort V8 has.
   const relatedCaseIds = unionOfRelated(groups).sort();
-  const phases = phasesOfMask(chainMask);
+  // Shared frozen arrays: the verdict is never changed, and the phase sets are few.
+  const phases = sharedPhasesOfMask(chainMask);
   const stageIndex = highestPhase(chainMask);
   const stage: KillChainPhase | null = stageIndex < 0 ? null : (KILL_CHAIN_PHASES[stageIndex] ?? null);
 
   let detail: string | undefined;
   if (best) {
-    const ids = listCases(sortedSubset(relatedCaseIds, best.related));
+    const ids = listCases(firstSorted(relatedCaseIds, best.related, MAX_LISTED_CASES), best.related.size);
     if (best.distinct) {
       // The phases that made it multi-stage: with cases more than a window apart, those of the deciding span only.
-      detail = `multi-stage: phases ${phasesOfMask(best.distinctMask ?? best.chainMask).join(' → ')} on ${best.key} (cases ${ids})`;
+      detail = `multi-stage: phases ${sharedPhasesOfMask(best.distinctMask ?? best.chainMask).join(' → ')} on ${best.key} (cases ${ids})`;
     } else if (best.progression) {
       const p = best.progression;
       const name = (id: string): string => (id === caseId ? 'this case' : `case ${id}`);
@@ -253,9 +278,9 @@ export function correlateCase(
         `${phaseName(highestPhase(p.laterMask))} (${name(p.laterCase)}) on ${best.key} (cases ${ids})`;
     }
   } else if (selfDistinct || selfProgress) {
-    detail = `multi-stage within the case: phases ${phasesOfMask(selfMask).join(' → ')}`;
+    detail = `multi-stage within the case: phases ${sharedPhasesOfMask(selfMask).join(' → ')}`;
   } else if (groups.length > 0) {
-    detail = `related on ${groups.map((g) => g.key).join(', ')}: cases ${listCases(relatedCaseIds)}; phases ${phases.join(' → ')}`;
+    detail = `related on ${groups.map((g) => g.key).join(', ')}: cases ${listCases(relatedCaseIds, relatedCaseIds.length)}; phases ${phases.join(' → ')}`;
   }
 
   const verdict: { -readonly [K in keyof KillChainVerdict]: KillChainVerdict[K] } = {
@@ -263,7 +288,7 @@ export function correlateCase(
     stage,
     relatedCaseIds,
     multiStage,
-    ignoredEntities,
+    ignoredEntities: ignoredEntities ?? plan.ignored,
   };
   if (detail !== undefined) verdict.detail = detail;
   return verdict;
@@ -366,16 +391,17 @@ function phasesWithinOneWindow(t0: number, selfMask: number, related: ReadonlyMa
 }
 
 /**
- * The ids of `sorted` that `subset` holds, in order. `subset`'s keys are all in `sorted`,
- * so this equals sorting them, without a second sort.
+ * The first `limit` ids of `sorted` that `subset` holds, in order. `subset`'s keys are all in
+ * `sorted`, so this equals sorting them and keeping the first `limit`, without a second sort;
+ * only the listed ones are looked for (the report names ten, an entity may relate hundreds).
  */
-function sortedSubset(sorted: readonly string[], subset: ReadonlyMap<string, unknown>): readonly string[] {
+function firstSorted(sorted: readonly string[], subset: ReadonlyMap<string, unknown>, limit: number): readonly string[] {
   if (subset.size === sorted.length) return sorted;
+  const want = Math.min(limit, subset.size);
   const out: string[] = [];
   for (const id of sorted) {
-    if (!subset.has(id)) continue;
-    out.push(id);
-    if (out.length === subset.size) break;
+    if (out.length === want) break;
+    if (subset.has(id)) out.push(id);
   }
   return out;
 }

@@ -156,6 +156,22 @@ export function phasesOfMask(mask: number): KillChainPhase[] {
   return out;
 }
 
+/**
+ * The phases of every mask, each one frozen array shared by all cases with that mask. A case's
+ * phases go into each of its store rows (`EntitySighting.phases`), and correlation reads the rows
+ * of some fifty other cases per case: with a fresh array per case each of those reads is a cache
+ * miss on an array allocated long ago, with these it is one of a few hot arrays. Frozen, so a
+ * caller that tried to change one would fail loudly instead of changing other cases' phases.
+ */
+const SHARED_PHASES: readonly (readonly KillChainPhase[])[] = Array.from({ length: 1 << KILL_CHAIN_PHASES.length }, (_, mask) =>
+  Object.freeze(phasesOfMask(mask)),
+);
+
+/** Phases of a mask, in kill-chain order, as a shared frozen array (see SHARED_PHASES). */
+export function sharedPhasesOfMask(mask: number): readonly KillChainPhase[] {
+  return SHARED_PHASES[mask] ?? phasesOfMask(mask);
+}
+
 /** Number of phases in a mask. */
 export function phaseCount(mask: number): number {
   let n = 0;
@@ -229,7 +245,11 @@ export function casePhaseMask(c: Pick<Case, 'alerts'>, mapping: KillChainMapping
   return m !== 0 ? m : maskOf(implied);
 }
 
-/** Phases of a case in kill-chain order (see `casePhaseMask`). */
-export function casePhases(c: Pick<Case, 'alerts'>, mapping: KillChainMapping, implied: readonly KillChainPhase[] = []): KillChainPhase[] {
-  return phasesOfMask(casePhaseMask(c, mapping, implied));
+/** Phases of a case in kill-chain order (see `casePhaseMask`), as a shared frozen array (see SHARED_PHASES). */
+export function casePhases(
+  c: Pick<Case, 'alerts'>,
+  mapping: KillChainMapping,
+  implied: readonly KillChainPhase[] = [],
+): readonly KillChainPhase[] {
+  return sharedPhasesOfMask(casePhaseMask(c, mapping, implied));
 }

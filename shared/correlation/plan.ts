@@ -13,6 +13,7 @@ import { Duration } from 'luxon';
 import { NetworkMatcher, parseIp } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
 import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase } from '../model/domain';
+import { isoString, parseInstant } from '../model/instant';
 import type { CorrelationPlan } from '../pipeline/brain';
 import type { RelatedQuery } from '../store/port';
 
@@ -235,12 +236,12 @@ function isDeviceIdKey(k: string): boolean {
  * infrastructure threshold, so a key at the threshold comes back as saturated.
  */
 export function relatedQuery(c: Pick<Case, 'tenantId' | 'caseId' | 'detectedAt'>, plan: CorrelationPlan): RelatedQuery {
-  const at = Date.parse(c.detectedAt);
+  const at = parseInstant(c.detectedAt);
   return {
     tenantId: c.tenantId,
     keys: plan.lookup,
-    from: new Date(at - plan.windowMs).toISOString(),
-    to: new Date(at + plan.windowMs).toISOString(),
+    from: isoString(at - plan.windowMs),
+    to: isoString(at + plan.windowMs),
     excludeCaseId: c.caseId,
     limitPerKey: plan.infrastructureThreshold + 1,
   };

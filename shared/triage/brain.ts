@@ -12,7 +12,7 @@ import { correlateCase } from '../correlation/correlate';
 import { casePhases } from '../correlation/killchain';
 import { buildCorrelationPlan } from '../correlation/plan';
 import type { Case, Evidence, KillChainVerdict } from '../model/domain';
-import { parseInstant } from '../model/instant';
+import { isoString, parseInstant } from '../model/instant';
 import type { Brain, Classification, CorrelationPlan, Scored } from '../pipeline/brain';
 import { scoreSeverity } from '../severity/score';
 import type { EntitySighting } from '../store/port';
@@ -75,7 +75,7 @@ export function createBrain(options: BrainOptions = {}): Brain {
       const scenarioName = cls.scenario ?? pb.defaultScenario;
       const threatLevel = scenarioName !== undefined ? threatLevelOf(p, scenarioName) : undefined;
       const deadline = parseInstant(c.detectedAt) + p.notifyWithinMs;
-      const notifyBy = Number.isFinite(deadline) ? new Date(deadline).toISOString() : c.detectedAt;
+      const notifyBy = Number.isFinite(deadline) ? isoString(deadline) : c.detectedAt;
       const late = now ? now().getTime() - deadline : undefined;
       // Built field by field: conditional object spreads cost about a microsecond each on this path.
       const reportCtx: ReportContext = {

@@ -11,6 +11,7 @@ import { compileKillChain, type KillChainMapping } from '../correlation/killchai
 import { type CorrelationSettings, compileCorrelationSettings } from '../correlation/plan';
 import type { NistLevel } from '../model/domain';
 import { assessScenario, findScenario } from '../severity/nist';
+import type { PolicyEntityFacts } from './facts';
 
 /** One entry of the tenant's rule map (`rules.K4-1`). */
 export interface RuleRef {
@@ -46,6 +47,12 @@ export interface CompiledPolicy {
    * scoring asks for the same few scenarios case after case.
    */
   readonly threatLevels: Map<string, NistLevel | null>;
+  /**
+   * What this policy says about ip and host entities, by entity key (see `facts.ts`, `PolicyEntityFacts`),
+   * filled as keys are seen: the same addresses and hosts come back case after case, and working it out
+   * costs an address parse and half a dozen list matches. Bounded (cleared when full).
+   */
+  readonly entityFacts: Map<string, PolicyEntityFacts>;
 }
 
 const cache = new WeakMap<TenantPolicy, CompiledPolicy>();
@@ -90,6 +97,7 @@ export function compilePolicy(policy: TenantPolicy): CompiledPolicy {
     correlation: compileCorrelationSettings(policy),
     notifyWithinMs: Duration.fromISO(policy.sla.notifyWithin).as('milliseconds'),
     threatLevels: new Map(),
+    entityFacts: new Map(),
   };
   cache.set(policy, compiled);
   return compiled;

@@ -122,9 +122,75 @@ function hostMatches(e: Entity, list: NetworkMatcher): boolean {
 
 /** A host entity named by its address (`host:10.20.9.3`) is that address: it matches the list's IPs and CIDRs. */
 function hostAddressMatches(e: Entity, list: NetworkMatcher): boolean {
-  if (list.empty) return false;
+  // A list of host names only (the usual maintenance list) cannot match an address: no parse.
+  if (!list.hasAddresses) return false;
   const ip = parseIp(keyValue(e.key));
   return ip !== undefined && list.matchesIp(ip);
+}
+
+/**
+ * What a policy says about an ip or host entity, a function of its kind, key and alt keys only
+ * (the global indicator set is looked up per case, as it is not the policy's).
+ */
+export interface PolicyEntityFacts {
+  readonly kind: 'ip' | 'host';
+  /** The alt keys it was worked out with (a host's names are matched through them too). */
+  readonly altKeys: readonly string[];
+  /** The key's value (`keyValue`). */
+  readonly value: string;
+  readonly scope: IpScope | undefined;
+  readonly maintenance: boolean;
+  readonly dmzManagement: boolean;
+  /** The policy blacklist hit (ips only). */
+  readonly policyHit: IndicatorHit | undefined;
+}
+
+/** Bound of a policy's entity memo: more keys than this just restart it. */
+const ENTITY_MEMO_LIMIT = 10_000;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function computePolicyEntityFacts(e: Entity, kind: 'ip' | 'host', p: CompiledPolicy): PolicyEntityFacts {
+  const value = keyValue(e.key);
+  if (kind === 'ip') {
+    const parsed = parseIp(value);
+    return {
+      kind,
+      altKeys: e.altKeys,
+      value,
+      scope: parsed ? ipScope(parsed, p) : undefined,
+      maintenance: parsed ? p.maintenanceHosts.matchesIp(parsed) : false,
+      dmzManagement: parsed ? p.dmzManagementDevices.matchesIp(parsed) : false,
+      policyHit: policyHit(e, value, parsed, p),
+    };
+  }
+  return {
+    kind,
+    altKeys: e.altKeys,
+    value,
+    scope: undefined,
+    maintenance: hostMatches(e, p.maintenanceHosts) || hostAddressMatches(e, p.maintenanceHosts),
+    dmzManagement: hostMatches(e, p.dmzManagementDevices),
+    policyHit: undefined,
+  };
+}
+
+/**
+ * The policy's facts about an ip or host entity, memoised per compiled policy by key. An entry is
+ * used only for the same kind and alt keys, so an entity spelt differently is worked out afresh.
+ */
+export function policyEntityFacts(e: Entity, kind: 'ip' | 'host', p: CompiledPolicy): PolicyEntityFacts {
+  const known = p.entityFacts.get(e.key);
+  if (known !== undefined && known.kind === kind && sameKeys(known.altKeys, e.altKeys)) return known;
+  const facts = computePolicyEntityFacts(e, kind, p);
+  if (p.entityFacts.size >= ENTITY_MEMO_LIMIT) p.entityFacts.clear();
+  p.entityFacts.set(e.key, facts);
+  return facts;
 }
 
 /** Computes the facts of a case (uncached; see `factsOf`). */
@@ -141,26 +207,27 @@ export function computeFacts(c: Case, p: CompiledPolicy, indicators: IndicatorSe
   let scopedIps = 0;
   let hasExternalIp = false;
   for (const e of c.entities) {
-    const value = keyValue(e.key);
+    let value: string;
     let scope: IpScope | undefined;
     let maintenance = false;
     let dmzManagement = false;
-    let parsed: ParsedIp | undefined;
-    if (e.kind === 'ip') {
-      parsed = parseIp(value);
-      if (parsed) {
-        scope = ipScope(parsed, p);
-        maintenance = p.maintenanceHosts.matchesIp(parsed);
-        dmzManagement = p.dmzManagementDevices.matchesIp(parsed);
+    let ownHit: IndicatorHit | undefined;
+    if (e.kind === 'ip' || e.kind === 'host') {
+      const pf = policyEntityFacts(e, e.kind, p);
+      value = pf.value;
+      scope = pf.scope;
+      maintenance = pf.maintenance;
+      dmzManagement = pf.dmzManagement;
+      ownHit = pf.policyHit;
+    } else {
+      value = keyValue(e.key);
+      if (e.kind === 'process') {
+        const cl = commandLineOf(e);
+        if (cl) commandLines.push(cl);
       }
-    } else if (e.kind === 'host') {
-      maintenance = hostMatches(e, p.maintenanceHosts) || hostAddressMatches(e, p.maintenanceHosts);
-      dmzManagement = hostMatches(e, p.dmzManagementDevices);
-    } else if (e.kind === 'process') {
-      const cl = commandLineOf(e);
-      if (cl) commandLines.push(cl);
+      ownHit = policyHit(e, value, undefined, p);
     }
-    const indicator = policyHit(e, value, parsed, p) ?? lookupEntity(indicators, e);
+    const indicator = ownHit ?? lookupEntity(indicators, e);
     if (indicator) hits.push(indicator);
     const f: { -readonly [K in keyof EntityFacts]: EntityFacts[K] } = { entity: e, value, maintenance, dmzManagement };
     if (scope) f.scope = scope;

@@ -160,6 +160,50 @@ describe('correlation verdict', () => {
     );
   });
 
+  it("names the flagged entity's first ten related cases in sort order, then how many more, when another entity links other cases", () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: false } } }));
+    const c = phaseCase('me', ['delivery'], 0, [host('ws-fin-023.corp.contoso.example'), ip('203.0.113.77')]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = (entityKey: string, caseId: string, phases: KillChainPhase[], at: number) => ({
+      tenantId: c.tenantId,
+      entityKey,
+      caseId,
+      detectedAt: minutes(at),
+      phases,
+      playbook: 'generic',
+      severity: 'medium' as const,
+    });
+    // Twelve cases on the host (h-00 … h-11, rows newest first as a store returns them), two on the IP only.
+    const hostRows = Array.from({ length: 12 }, (_, i) =>
+      row('host:ws-fin-023', `h-${String(11 - i).padStart(2, '0')}`, [i % 2 === 0 ? 'exploitation' : 'installation'], 100 - i),
+    );
+    const sightings = [...hostRows, row('ip:203.0.113.77', 'a-ip', ['delivery'], 5), row('ip:203.0.113.77', 'z-ip', ['delivery'], 6)];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    expect(verdict.relatedCaseIds).toHaveLength(14);
+    expect(verdict.detail).toBe(
+      'multi-stage: phases delivery → exploitation → installation on host:ws-fin-023.corp.contoso.example ' +
+        '(cases h-00, h-01, h-02, h-03, h-04, h-05, h-06, h-07, h-08, h-09, +2 more)',
+    );
+  });
+
+  it("reports an infrastructure entity after the plan's ignored ones without changing the plan", () => {
+    const rp = resolved(
+      contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 }, network: { nonCorrelating: ['10.0.0.53'] } }),
+    );
+    const c = phaseCase('p1', ['lateral-movement'], 0, [ip('10.0.0.53'), ip('10.1.1.1')]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const planned = structuredClone(plan.ignored);
+
+    const first = brain.correlate(c, plan, [], rp, ['ip:10.1.1.1']);
+    const second = brain.correlate(c, plan, [], rp, ['ip:10.1.1.1']);
+
+    expect(first.ignoredEntities.map((i) => i.key)).toEqual(['ip:10.0.0.53', 'ip:10.1.1.1']);
+    expect(second.ignoredEntities).toEqual(first.ignoredEntities);
+    expect(plan.ignored).toEqual(planned);
+  });
+
   it('merges repeated rows of one case on one key, even when the rows of several keys are interleaved', () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
     const external = ip('203.0.113.77');

@@ -107,4 +107,19 @@ describe('kill-chain mapping', () => {
     expect(KILL_CHAIN_PHASES[highestPhase(m)]).toBe('lateral-movement');
     expect(lowestPhase(0)).toBe(-1);
   });
+
+  it('gives every case its own phases from the shared arrays, and none can be changed through a case', () => {
+    const delivery = makeCase({ caseId: 'd', name: 'x', tactics: ['InitialAccess'] });
+    const lateral = makeCase({ caseId: 'l', name: 'x', tactics: ['LateralMovement', 'InitialAccess'] });
+
+    const first = casePhases(delivery, defaults);
+    const other = casePhases(lateral, defaults);
+    const again = casePhases(delivery, defaults);
+
+    expect(first).toEqual(['delivery']);
+    expect(other).toEqual(['delivery', 'lateral-movement']);
+    expect(again).toEqual(['delivery']);
+    expect(() => (first as KillChainPhase[]).push('installation')).toThrow(TypeError);
+    expect(casePhases(delivery, defaults)).toEqual(['delivery']);
+  });
 });
