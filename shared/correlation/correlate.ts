@@ -130,7 +130,8 @@ function phaseName(i: number): string {
  * rows for keys not in the plan are ignored defensively).
  *
  * Runs once per case over every returned row (≈ 50–150), so the row loop does the
- * least per row: timestamps through `parseInstant`, the key's map looked up only when
+ * least per row: the store's precomputed time and phase mask when the row carries them
+ * (`detectedAtMs`, `phaseMask`), else `parseInstant` and `maskOf`, the key's map looked up only when
  * the key changes (the store returns rows grouped by key), related cases kept as slots
  * (see `Slots`), and an entity with one linking key reuses that key's map instead of
  * copying it.
@@ -170,15 +171,17 @@ export function correlateCase(
       }
     }
     if (cases === undefined) continue; // a key not in the plan
-    const t = parseInstant(s.detectedAt);
+    // The store's precomputed numbers when it gave them (they equal what parsing gives, see the port).
+    const t = s.detectedAtMs ?? parseInstant(s.detectedAt);
     if (!(Math.abs(t - t0) <= windowMs)) continue;
+    const mask = s.phaseMask ?? maskOf(s.phases);
     const slot = cases.get(s.caseId);
     if (slot !== undefined) {
-      slots.mask[slot] = (slots.mask[slot] ?? 0) | maskOf(s.phases);
+      slots.mask[slot] = (slots.mask[slot] ?? 0) | mask;
     } else {
       cases.set(s.caseId, slots.t.length);
       slots.t.push(t);
-      slots.mask.push(maskOf(s.phases));
+      slots.mask.push(mask);
     }
   }
 

@@ -41,6 +41,18 @@ export interface EntitySighting {
   readonly phases: readonly KillChainPhase[];
   readonly playbook: string;
   readonly severity: Severity;
+  /**
+   * Optional, from stores that keep it at hand (SQLite's in-memory index, computed once per sighting
+   * when it is indexed): `detectedAt` in epoch ms, exactly `parseInstant(detectedAt)` (NaN when
+   * unreadable). Correlation reads it instead of parsing `detectedAt` for every row of every look-up;
+   * without it (Cosmos, rows built by hand) it parses, with the same verdict.
+   */
+  readonly detectedAtMs?: number;
+  /**
+   * Optional, as `detectedAtMs`: `phases` as a bit mask, bit i for `KILL_CHAIN_PHASES[i]`, exactly
+   * `maskOf(phases)` (correlation/killchain). Correlation reads it instead of walking `phases` per row.
+   */
+  readonly phaseMask?: number;
 }
 
 /** Query for sightings of any of `keys` in a tenant within [from, to]. */

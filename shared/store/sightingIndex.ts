@@ -8,11 +8,18 @@
  * per alert written to the WAL). Here a query is a binary search per key, and the durable side
  * is an append-only log (see sqlite.ts), read back into this structure when the store opens.
  *
- * Memory: one small object per (case, instant) shared by all its keys, plus one array slot per
- * key. Entity key strings are interned, so a key seen in many cases is stored once.
+ * Memory: one small object per (case, instant) shared by all its keys, plus per key one array slot
+ * and one number (its time, see KeyList). Entity key strings are interned, so a key seen in many
+ * cases is stored once.
+ *
+ * Rows carry what correlation needs as numbers (detection time in ms, phase mask), computed once at
+ * insert: a look-up's cost is mostly reading old entries out of cache, and parsing their old strings
+ * again on every look-up read even more of them.
  */
+
+import { maskOf } from '../correlation/killchain';
 import type { KillChainPhase, Severity } from '../model/domain';
-import { canonicalInstant } from '../model/instant';
+import { canonicalInstant, parseInstant } from '../model/instant';
 import type { EntitySighting, RelatedQuery, RelatedResult } from './port';
 
 /** A case's sightings at one instant: the same verdict under several entity keys. */
@@ -26,10 +33,18 @@ export interface SightingGroup {
   readonly keys: readonly string[];
 }
 
-/** One indexed (case, instant): what every key's array points at (its keys interned). */
+/**
+ * One indexed (case, instant): what every key's array points at (its keys interned), with the
+ * numbers correlation needs computed once here rather than parsed from `at` / `phases` on every
+ * look-up that returns it (see EntitySighting's `detectedAtMs` / `phaseMask`).
+ */
 interface Entry extends SightingGroup {
   readonly tenantId: string;
   readonly caseId: string;
+  /** parseInstant(at). */
+  readonly t: number;
+  /** maskOf(phases). */
+  readonly mask: number;
 }
 
 /**
@@ -40,6 +55,48 @@ interface Entry extends SightingGroup {
 interface KeyList {
   readonly key: string;
   readonly entries: Entry[];
+  /**
+   * entries[i].t, side by side: a look-up finds its window's bounds in this array of unboxed
+   * numbers (eight to a cache line) instead of reading an old entry and its old time string per probe.
+   */
+  readonly times: number[];
+}
+
+/**
+ * A row of a look-up. The precomputed numbers come from the entry, held in a private field: a row
+ * still compares (`toEqual`) and serialises as the seven fields of the sighting, as the port's rows
+ * of every store do, while correlation reads `detectedAtMs` / `phaseMask` without parsing.
+ */
+class IndexedSighting implements EntitySighting {
+  readonly #entry: Entry;
+  readonly tenantId: string;
+  readonly entityKey: string;
+  readonly caseId: string;
+  readonly detectedAt: string;
+  readonly phases: readonly KillChainPhase[];
+  readonly playbook: string;
+  readonly severity: Severity;
+
+  constructor(entry: Entry, entityKey: string) {
+    this.#entry = entry;
+    this.tenantId = entry.tenantId;
+    this.entityKey = entityKey;
+    this.caseId = entry.caseId;
+    this.detectedAt = entry.at;
+    this.phases = entry.phases;
+    this.playbook = entry.playbook;
+    this.severity = entry.severity;
+  }
+
+  /** parseInstant(detectedAt), computed when the entry was indexed. */
+  get detectedAtMs(): number {
+    return this.#entry.t;
+  }
+
+  /** maskOf(phases), computed when the entry was indexed. */
+  get phaseMask(): number {
+    return this.#entry.mask;
+  }
 }
 
 /** The store's RelatedQuery with `from` / `to` as canonical instants (the caller canonicalises them). */
@@ -62,30 +119,92 @@ function lowerBound(arr: readonly Entry[], at: string, caseId: string): number {
   return lo;
 }
 
-/** First index whose instant is after `at` (for the inclusive upper bound of a window). */
-function upperBoundAt(arr: readonly Entry[], at: string): number {
-  let lo = 0;
-  let hi = arr.length;
+/**
+ * The first index i ≤ `end` from which the entries before `end` are all at or after `at` (`inclusive`:
+ * all after it): lowerBound(arr, at, '') (upperBoundAt when inclusive) over arr[0, end), searched from
+ * `end` backwards, by doubling steps, then halving. Why: look-ups are for recent windows, at the end
+ * of the arrays, so this reads about 2·log2 of the rows found rather than log2 of all a key holds,
+ * and it reads entries the row loop reads next anyway (a binary search reads old ones, out of cache).
+ */
+function boundFromEnd(arr: readonly Entry[], end: number, at: string, inclusive: boolean): number {
+  let hi = end; // arr[hi, end) are known not to be below
+  let step = 1;
+  let probe = end - 1;
+  while (probe >= 0) {
+    const a = (arr[probe] as Entry).at;
+    if (inclusive ? a <= at : a < at) break;
+    hi = probe;
+    probe = hi - step;
+    step *= 2;
+  }
+  let lo = probe + 1; // arr[probe] is below (or probe < 0)
+  if (lo < 0) lo = 0;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if ((arr[mid] as Entry).at <= at) lo = mid + 1;
+    const a = (arr[mid] as Entry).at;
+    if (inclusive ? a <= at : a < at) lo = mid + 1;
     else hi = mid;
   }
   return lo;
 }
 
 /** Inserts keeping (at, caseId) order; an entry with the same (at, caseId) is replaced (one row per key, instant and case). */
-function insert(arr: Entry[], entry: Entry): void {
+function insert(list: KeyList, entry: Entry): void {
+  const arr = list.entries;
   // Live alerts mostly arrive in time order: appending is the common case.
   const last = arr[arr.length - 1];
   if (!last || before(last, entry.at, entry.caseId)) {
     arr.push(entry);
+    list.times.push(entry.t);
     return;
   }
   const i = lowerBound(arr, entry.at, entry.caseId);
   const at = arr[i];
-  if (at && at.at === entry.at && at.caseId === entry.caseId) arr[i] = entry;
-  else arr.splice(i, 0, entry);
+  if (at && at.at === entry.at && at.caseId === entry.caseId) {
+    arr[i] = entry;
+    list.times[i] = entry.t;
+  } else {
+    arr.splice(i, 0, entry);
+    list.times.splice(i, 0, entry.t);
+  }
+}
+
+/** Whether `e` is below the bound: before `at`, or (`inclusive`) at it or before. */
+function below(e: Entry, at: string, inclusive: boolean): boolean {
+  return inclusive ? e.at <= at : e.at < at;
+}
+
+/**
+ * boundFromEnd, guided by the numbers: the same gallop over `times` against `ms` (parseInstant(at)),
+ * then the index found is checked on its two neighbours with the strings, which decide. The entries
+ * are ordered by their strings, so "below" holds for a prefix of them: an index whose left
+ * neighbour is below and whose own entry is not is THE bound. Times agree with the strings for
+ * canonical instants (all the pipeline writes); for any other (unparsable: NaN) the check fails and
+ * the strings are searched, so the answer never depends on the numbers.
+ */
+function boundFromEndByTime(list: KeyList, end: number, at: string, ms: number, inclusive: boolean): number {
+  const times = list.times;
+  let hi = end;
+  let step = 1;
+  let probe = end - 1;
+  while (probe >= 0) {
+    const t = times[probe] as number;
+    if (inclusive ? t <= ms : t < ms) break;
+    hi = probe;
+    probe = hi - step;
+    step *= 2;
+  }
+  let lo = probe + 1;
+  if (lo < 0) lo = 0;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    const t = times[mid] as number;
+    if (inclusive ? t <= ms : t < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  const arr = list.entries;
+  if ((lo === 0 || below(arr[lo - 1] as Entry, at, inclusive)) && (lo === end || !below(arr[lo] as Entry, at, inclusive))) return lo;
+  return boundFromEnd(arr, end, at, inclusive);
 }
 
 /**
@@ -146,15 +265,25 @@ export class SightingIndex {
       for (const k of g.keys) {
         let list = tenantKeys.get(k);
         if (!list) {
-          list = { key: this.intern(k), entries: [] };
+          list = { key: this.intern(k), entries: [], times: [] };
           tenantKeys.set(list.key, list);
           this.keyCount++;
         }
         lists.push(list);
       }
       const keys = lists.map((l) => l.key);
-      const entry: Entry = { tenantId: tenant, caseId, at: g.at, phases: g.phases, playbook: g.playbook, severity: g.severity, keys };
-      for (const list of lists) insert(list.entries, entry);
+      const entry: Entry = {
+        tenantId: tenant,
+        caseId,
+        at: g.at,
+        phases: g.phases,
+        playbook: g.playbook,
+        severity: g.severity,
+        keys,
+        t: parseInstant(g.at),
+        mask: maskOf(g.phases),
+      };
+      for (const list of lists) insert(list, entry);
       this.entryCount++;
       this.rowCount += keys.length;
       const others = this.byCase.get(caseId);
@@ -185,11 +314,12 @@ export class SightingIndex {
     let dropped = 0;
     const released: string[] = [];
     for (const [tenant, tenantKeys] of this.byKey) {
-      for (const [key, { entries: arr }] of tenantKeys) {
+      for (const [key, { entries: arr, times }] of tenantKeys) {
         const n = lowerBound(arr, at, '');
         if (n === 0) continue;
         for (let i = 0; i < n; i++) if (this.forgetEntry(arr[i] as Entry)) this.entryCount--;
         arr.splice(0, n);
+        times.splice(0, n);
         this.rowCount -= n;
         dropped += n;
         if (arr.length === 0) {
@@ -242,37 +372,41 @@ export class SightingIndex {
     const sightings: EntitySighting[] = [];
     const saturated: string[] = [];
     if (q.limitPerKey <= 0) return { sightings, saturated };
-    const held = q.excludeCaseId === undefined ? undefined : this.byCase.get(q.excludeCaseId);
-    const excluded = held === undefined || Array.isArray(held) ? held : [held];
     const tenantKeys = this.byKey.get(q.tenantId);
     if (!tenantKeys) return { sightings, saturated };
+    // The excluded case's entries in this tenant: its rows are told by identity, without reading
+    // each row's case id (an old string, mostly out of cache, compared on every row).
+    const held = q.excludeCaseId === undefined ? undefined : this.byCase.get(q.excludeCaseId);
+    const excluded =
+      held === undefined
+        ? undefined
+        : Array.isArray(held)
+          ? held.filter((e) => e.tenantId === q.tenantId)
+          : held.tenantId === q.tenantId
+            ? [held]
+            : undefined;
+    const fromMs = parseInstant(q.from);
+    const toMs = parseInstant(q.to);
     const seen = new Set<string>();
     for (const key of q.keys) {
       if (seen.has(key)) continue;
       seen.add(key);
-      const arr = tenantKeys.get(key)?.entries;
-      if (!arr) continue;
-      const lo = lowerBound(arr, q.from, '');
-      const hi = upperBoundAt(arr, q.to);
+      const list = tenantKeys.get(key);
+      if (!list) continue;
+      const arr = list.entries;
+      const hi = boundFromEndByTime(list, arr.length, q.to, toMs, true);
+      const lo = boundFromEndByTime(list, hi, q.from, fromMs, false);
       if (hi <= lo) continue;
       let n = hi - lo;
-      if (excluded) for (const e of excluded) if (e.tenantId === q.tenantId && e.at >= q.from && e.at <= q.to && e.keys.includes(key)) n--;
+      if (excluded) for (const e of excluded) if (e.at >= q.from && e.at <= q.to && e.keys.includes(key)) n--;
       if (n >= q.limitPerKey) {
         saturated.push(key);
         continue;
       }
       for (let i = hi - 1; i >= lo; i--) {
         const e = arr[i] as Entry;
-        if (e.caseId === q.excludeCaseId) continue;
-        sightings.push({
-          tenantId: q.tenantId,
-          entityKey: key,
-          caseId: e.caseId,
-          detectedAt: e.at,
-          phases: e.phases,
-          playbook: e.playbook,
-          severity: e.severity,
-        });
+        if (excluded?.includes(e)) continue;
+        sightings.push(new IndexedSighting(e, key));
       }
     }
     return { sightings, saturated };
@@ -287,10 +421,14 @@ export class SightingIndex {
 
   private delete(tenantId: string, key: string, entry: Entry): void {
     const tenantKeys = this.byKey.get(tenantId);
-    const arr = tenantKeys?.get(key)?.entries;
-    if (!tenantKeys || !arr) return;
+    const list = tenantKeys?.get(key);
+    if (!tenantKeys || !list) return;
+    const arr = list.entries;
     const i = lowerBound(arr, entry.at, entry.caseId);
-    if (arr[i] === entry) arr.splice(i, 1);
+    if (arr[i] === entry) {
+      arr.splice(i, 1);
+      list.times.splice(i, 1);
+    }
     if (arr.length === 0) {
       tenantKeys.delete(key);
       this.keyCount--;

@@ -67,6 +67,46 @@ describe('correlation verdict', () => {
     ]);
   });
 
+  it("reads a row's time and phases from the store's precomputed numbers when the row carries them", () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D' } }));
+    const c = phaseCase('p2', ['lateral-movement'], 60);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const key = plan.keys[0] as string;
+    // The strings say nothing usable: only the numbers can place the row in time and in the chain.
+    const row = {
+      tenantId: c.tenantId,
+      entityKey: key,
+      caseId: 'p1',
+      detectedAt: 'unreadable',
+      phases: [],
+      playbook: 'p',
+      severity: 'low' as const,
+    };
+
+    const verdict = brain.correlate(c, plan, [{ ...row, detectedAtMs: Date.parse(minutes(0)), phaseMask: maskOf(['delivery']) }], rp);
+
+    expect(verdict.relatedCaseIds).toEqual(['p1']);
+    expect(verdict.phases).toEqual(['delivery', 'lateral-movement']);
+  });
+
+  it('gives the same verdict whether or not the rows carry the precomputed numbers', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D' } }));
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('q1', ['delivery'], 0), rp);
+    triage(brain, store, phaseCase('q2', ['exploitation', 'installation'], 10), rp);
+    triage(brain, store, phaseCase('q3', ['reconnaissance'], 20_000), rp);
+    const c = phaseCase('q4', ['lateral-movement'], 30);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const rows = store.rows.map((r) => ({ ...r }));
+    const withNumbers = rows.map((r) => ({ ...r, detectedAtMs: Date.parse(r.detectedAt), phaseMask: maskOf(r.phases) }));
+
+    const plain = brain.correlate(c, plan, rows, rp);
+    const precomputed = brain.correlate(c, plan, withNumbers, rp);
+
+    expect(precomputed).toEqual(plain);
+    expect(plain.relatedCaseIds).toEqual(['q1', 'q2']);
+  });
+
   it('still links through a key seen in exactly K other cases', () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
     const store = new SimulatedStore();

@@ -1,5 +1,7 @@
 import fc from 'fast-check';
+import { maskOf } from '../../../shared/correlation/killchain';
 import type { KillChainPhase, Severity } from '../../../shared/model/domain';
+import { parseInstant } from '../../../shared/model/instant';
 import type { EntitySighting, RelatedResult } from '../../../shared/store/port';
 import { groupSightings, type IndexQuery, type SightingGroup, SightingIndex } from '../../../shared/store/sightingIndex';
 
@@ -88,6 +90,37 @@ describe('SightingIndex', () => {
     expect({ rows: index.rows, entries: index.entries, keys: index.keys }).toEqual({ rows: 1, entries: 1, keys: 1 });
   });
 
+  it('gives each row its detection time in ms and its phase mask, and the row still compares as its stored fields', () => {
+    const index = new SightingIndex();
+    index.replace(T, 'c1', [group('2024-05-02T03:04:05.678Z', ['host:vpn01'], ['delivery', 'installation'])]);
+
+    const [row] = index.query(query({ keys: ['host:vpn01'] })).sightings;
+
+    expect(row?.detectedAtMs).toBe(Date.parse('2024-05-02T03:04:05.678Z'));
+    expect(row?.phaseMask).toBe(maskOf(['delivery', 'installation']));
+    expect(row).toEqual({
+      tenantId: T,
+      entityKey: 'host:vpn01',
+      caseId: 'c1',
+      detectedAt: '2024-05-02T03:04:05.678Z',
+      phases: ['delivery', 'installation'],
+      playbook: 'brute-force',
+      severity: 'medium',
+    });
+  });
+
+  it('finds the window by the instant strings when some instants are not canonical (their times disagree or are NaN)', () => {
+    const index = new SightingIndex();
+    // '+275760-…' sorts before every four-digit year as a string, but is the latest instant of all as a number.
+    index.replace(T, 'far', [group('+275760-09-13T00:00:00.000Z', ['host:vpn01'])]);
+    index.replace(T, 'in', [group('2024-05-02T00:00:00.000Z', ['host:vpn01'])]);
+    index.replace(T, 'odd', [group('not-a-date', ['host:vpn01'])]);
+
+    const found = index.query(query({ keys: ['host:vpn01'], from: '2024-05-01T00:00:00.000Z', to: 'not-a-date' }));
+
+    expect(ids(found)).toEqual(['host:vpn01@odd', 'host:vpn01@in']);
+  });
+
   it('groups a case’s sightings by instant and verdict, the last of a repeated (key, instant) winning', () => {
     const s = (entityKey: string, detectedAt: string, severity: Severity): EntitySighting => ({
       tenantId: T,
@@ -114,11 +147,18 @@ describe('SightingIndex', () => {
   it('answers exactly as a plain filter-and-sort over every row would, after any sequence of writes', () => {
     const keys = ['host:a', 'host:b', 'ip:1', 'account:x'];
     const cases = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
-    const instant = fc.integer({ min: 0, max: 9 }).map((d) => `2024-05-0${d}T00:00:00.000Z`.replace('-00T', '-10T'));
+    // Mostly canonical instants; now and then one whose number disagrees with its string order, or is NaN.
+    const instant = fc.oneof(
+      { weight: 8, arbitrary: fc.integer({ min: 0, max: 9 }).map((d) => `2024-05-0${d}T00:00:00.000Z`.replace('-00T', '-10T')) },
+      { weight: 1, arbitrary: fc.constantFrom('+275760-09-13T00:00:00.000Z', 'not-a-date') },
+    );
+    const phaseSet = fc.subarray<KillChainPhase>(['delivery', 'exploitation', 'installation']);
     const write = fc.record({
       tenant: fc.constantFrom('t1', 't2'),
       caseId: fc.constantFrom(...cases),
-      groups: fc.array(fc.record({ at: instant, keys: fc.uniqueArray(fc.constantFrom(...keys), { maxLength: 3 }) }), { maxLength: 2 }),
+      groups: fc.array(fc.record({ at: instant, phases: phaseSet, keys: fc.uniqueArray(fc.constantFrom(...keys), { maxLength: 3 }) }), {
+        maxLength: 2,
+      }),
     });
     const ask = fc.record({
       tenant: fc.constantFrom('t1', 't2'),
@@ -136,7 +176,10 @@ describe('SightingIndex', () => {
         fc.option(instant, { nil: undefined }),
         (writes, asks, bulk, evictBefore) => {
           // Arrange: the model is the former table — one row per (tenant, key, instant, case).
-          const model = new Map<string, { tenant: string; key: string; at: string; caseId: string; severity: string }>();
+          const model = new Map<
+            string,
+            { tenant: string; key: string; at: string; caseId: string; severity: string; phases: readonly KillChainPhase[] }
+          >();
           const index = new SightingIndex();
           const finals = new Map<string, SightingGroup[]>();
           for (const [n, w] of writes.entries()) {
@@ -147,7 +190,7 @@ describe('SightingIndex', () => {
                 caseId: w.caseId,
                 entityKey: k,
                 detectedAt: g.at,
-                phases: [],
+                phases: g.phases,
                 playbook: 'p',
                 severity: 'low' as Severity,
               })),
@@ -161,6 +204,7 @@ describe('SightingIndex', () => {
                   at: g.at,
                   caseId: w.caseId,
                   severity: g.severity,
+                  phases: g.phases,
                 });
             if (bulk) finals.set(`${w.tenant}\u0000${w.caseId}`, groups);
             else index.replace(w.tenant, w.caseId, groups);
@@ -193,10 +237,12 @@ describe('SightingIndex', () => {
                   .filter((r) => r.tenant === a.tenant && r.key === k && r.at >= a.from && r.at <= a.to && r.caseId !== a.exclude)
                   .sort((x, y) => (x.at === y.at ? (x.caseId < y.caseId ? 1 : -1) : x.at < y.at ? 1 : -1));
                 if (rows.length >= a.limit) saturated.push(k);
-                else want.push(...rows.map((r) => `${k}@${r.caseId}@${r.at}@${r.severity}`));
+                else want.push(...rows.map((r) => `${k}@${r.caseId}@${r.at}@${r.severity}@${parseInstant(r.at)}@${maskOf(r.phases)}`));
               }
             expect(got.saturated).toEqual(saturated);
-            expect(got.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.detectedAt}@${s.severity}`)).toEqual(want);
+            expect(
+              got.sightings.map((s) => `${s.entityKey}@${s.caseId}@${s.detectedAt}@${s.severity}@${s.detectedAtMs}@${s.phaseMask}`),
+            ).toEqual(want);
           }
         },
       ),
