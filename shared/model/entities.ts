@@ -92,6 +92,33 @@ type Scalar = string | number | boolean;
 type Fields = Partial<Record<EntityFieldName, Scalar>>;
 type Obj = Record<string, unknown>;
 
+/**
+ * A JSON path not yet spelt out: a path string, or a step (member name or index) below another path.
+ * Walks over `Entities` pass these instead of strings because a path is needed only when an issue is
+ * reported: building (and quoting) one for every entity, field and nested object was ≈ 10 % of parsing
+ * an alert. `pathText` spells one out exactly as `childPath` would have.
+ */
+type PathRef = string | PathStep;
+interface PathStep {
+  readonly up: PathRef;
+  readonly key: string | number;
+}
+
+function below(up: PathRef, key: string | number): PathStep {
+  return { up, key };
+}
+
+/** The JSON path text of `p` (`$[0].Entities[3].Address`). */
+function pathText(p: PathRef): string {
+  if (typeof p === 'string') return p;
+  const keys: (string | number)[] = [];
+  let at: PathRef = p;
+  for (; typeof at !== 'string'; at = at.up) keys.push(at.key);
+  let out = at;
+  for (let i = keys.length - 1; i >= 0; i--) out = childPath(out, keys[i] as string | number);
+  return out;
+}
+
 const KIND_ALIASES: Readonly<Record<string, EntityKind>> = {
   ip: 'ip',
   host: 'host',
@@ -155,7 +182,9 @@ export function canonicalDomain(name: string): string {
  * dot is the DNS root and allowed; anything else would yield keys such as `host:` or `host:.`.
  */
 function hasEmptyLabel(name: string): boolean {
-  return stripDot(name).split('.').includes('');
+  // What `split('.').includes('')` says, without the array: empty, or a dot at either end or doubled.
+  const s = stripDot(name);
+  return s === '' || s.startsWith('.') || s.endsWith('.') || s.includes('..');
 }
 
 /**
@@ -169,7 +198,7 @@ class Props {
 
   constructor(
     readonly obj: Obj,
-    readonly path: string,
+    readonly path: PathRef,
     readonly issues: InputIssue[],
   ) {
     for (const k of Object.keys(obj)) {
@@ -188,8 +217,8 @@ class Props {
   }
 
   /** Path of a field (its actual spelling when present). */
-  at(name: string): string {
-    return childPath(this.path, this.lower.get(name) ?? name);
+  at(name: string): PathRef {
+    return below(this.path, this.lower.get(name) ?? name);
   }
 
   /** Reads a scalar as a trimmed non-empty string; wrong types and over-long strings are issues. */
@@ -199,12 +228,12 @@ class Props {
     const v = this.obj[k];
     if (typeof v === 'number' || typeof v === 'boolean') return String(v);
     if (typeof v !== 'string') {
-      this.issues.push({ path: childPath(this.path, k), reason: `expected string, got ${jsonTypeOf(v)}` });
+      this.issues.push({ path: childPath(pathText(this.path), k), reason: `expected string, got ${jsonTypeOf(v)}` });
       this.reported = true;
       return undefined;
     }
     if (v.length > MAX_STRING_CHARS) {
-      this.issues.push({ path: childPath(this.path, k), reason: `string longer than ${MAX_STRING_CHARS} characters` });
+      this.issues.push({ path: childPath(pathText(this.path), k), reason: `string longer than ${MAX_STRING_CHARS} characters` });
       this.reported = true;
       return undefined;
     }
@@ -214,14 +243,14 @@ class Props {
 
   /** Records an issue on a field. */
   issue(name: string, reason: string): undefined {
-    this.issues.push({ path: this.at(name), reason });
+    this.issues.push({ path: pathText(this.at(name)), reason });
     this.reported = true;
     return undefined;
   }
 
   /** Records an issue on the entity itself, unless a field of it was already reported (one cause, one issue). */
   issueHere(reason: string): undefined {
-    if (!this.reported) this.issues.push({ path: this.path, reason });
+    if (!this.reported) this.issues.push({ path: pathText(this.path), reason });
     this.reported = true;
     return undefined;
   }
@@ -255,46 +284,54 @@ function splitNtHost(v: string | undefined): { domain: string; name: string } | 
   return HOST_RE.test(domain) && HOST_RE.test(name) ? { domain, name } : undefined;
 }
 
+/** Reports a `DOMAIN\\name` host name whose NT domain contradicts NTDomain; true when it did. */
+function ntConflict(p: Props, field: string, v: string, domain: string, nt: string | undefined): boolean {
+  if (nt === undefined || nt.toLowerCase() === domain.toLowerCase()) return false;
+  p.issue(field, `host name ${quote(v)} names NT domain ${quote(domain)}, but NTDomain is ${quote(nt)}`);
+  return true;
+}
+
+/** Reports an invalid host-name field; true when it did. */
+function invalidHostName(p: Props, field: string, v: string | undefined): boolean {
+  if (v === undefined || (HOST_RE.test(v) && v.length <= 253 && !hasEmptyLabel(v))) return false;
+  p.issue(field, `invalid host name ${quote(v)}`);
+  return true;
+}
+
 function hostParts(p: Props): HostParts | undefined {
   let hn = p.str('hostname');
   let nb = p.str('netbiosname');
   const fq = p.str('fqdn');
   const dd = p.str('dnsdomain');
   let nt = p.str('ntdomain');
-  for (const [name, v] of [
-    ['hostname', hn],
-    ['netbiosname', nb],
-  ] as const) {
-    const split = splitNtHost(v);
-    if (split === undefined) continue;
-    if (nt !== undefined && nt.toLowerCase() !== split.domain.toLowerCase()) {
-      p.issue(name, `host name ${quote(v as string)} names NT domain ${quote(split.domain)}, but NTDomain is ${quote(nt)}`);
-      return undefined;
-    }
-    nt ??= split.domain;
-    if (name === 'hostname') hn = split.name;
-    else nb = split.name;
+  // HostName first, then NetBiosName (whose NT domain is checked against the one HostName gave).
+  const hnSplit = splitNtHost(hn);
+  if (hnSplit !== undefined) {
+    if (ntConflict(p, 'hostname', hn as string, hnSplit.domain, nt)) return undefined;
+    nt ??= hnSplit.domain;
+    hn = hnSplit.name;
+  }
+  const nbSplit = splitNtHost(nb);
+  if (nbSplit !== undefined) {
+    if (ntConflict(p, 'netbiosname', nb as string, nbSplit.domain, nt)) return undefined;
+    nt ??= nbSplit.domain;
+    nb = nbSplit.name;
   }
   const az = p.str('azureid');
   const mde = p.str('mdatpdeviceid');
   const oms = p.str('omsagentid');
-  let bad = false;
-  for (const [name, v] of [
-    ['hostname', hn],
-    ['netbiosname', nb],
-    ['fqdn', fq],
-    ['dnsdomain', dd],
-  ] as const) {
-    if (v !== undefined && (!HOST_RE.test(v) || v.length > 253 || hasEmptyLabel(v))) {
-      p.issue(name, `invalid host name ${quote(v)}`);
-      bad = true;
-    }
-  }
+  // Each name checked (and reported) in turn, no short-circuit: one rejection names every bad field.
+  let bad = invalidHostName(p, 'hostname', hn);
+  if (invalidHostName(p, 'netbiosname', nb)) bad = true;
+  if (invalidHostName(p, 'fqdn', fq)) bad = true;
+  if (invalidHostName(p, 'dnsdomain', dd)) bad = true;
   if (bad) return undefined;
   let short = (hn ?? nb) ? canonicalDomain((hn ?? nb) as string) : undefined;
   let fqdn = fq ? canonicalDomain(fq) : undefined;
   const domain = dd ? canonicalDomain(dd) : undefined;
-  const shortIsIp = short !== undefined && canonicalIp(short) !== undefined;
+  // A name with neither `.` nor `:` is never an address (canonicalIp takes four-part IPv4 and IPv6 only): the
+  // usual short host name skips the address parse.
+  const shortIsIp = short !== undefined && (short.includes('.') || short.includes(':')) && canonicalIp(short) !== undefined;
   if (short?.includes('.') && !shortIsIp) {
     fqdn ??= short;
     short = short.slice(0, short.indexOf('.'));
@@ -589,7 +626,7 @@ function buildEntity(kind: EntityKind, p: Props, rel: RelationResolver): Entity 
 
 interface Def {
   readonly node: Obj;
-  readonly path: string;
+  readonly path: PathRef;
 }
 
 const REL_PROPS: Readonly<Record<Relation, string>> = { host: 'host', account: 'account', imagefile: 'imagefile' };
@@ -623,7 +660,7 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
     // as "could not be read" instead of with its issues.
     return typeof ref === 'string' || typeof ref === 'number' ? defs.get(String(ref)) : undefined;
   };
-  const convert = (node: Obj, nodePath: string, depth: number): Entity | undefined => {
+  const convert = (node: Obj, nodePath: PathRef, depth: number): Entity | undefined => {
     const cached = cache.get(node);
     if (cached !== undefined) return cached ?? undefined;
     // Relations are followed by recursion: a process inline in a process's `Host`, thousands deep (a 1 MB
@@ -635,7 +672,7 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
     const type = typeKey === undefined ? undefined : node[typeKey];
     if (typeof type !== 'string') {
       issues.push({
-        path: childPath(nodePath, typeKey ?? 'Type'),
+        path: childPath(pathText(nodePath), typeKey ?? 'Type'),
         reason: type === undefined ? 'entity without Type' : `expected string, got ${jsonTypeOf(type)}`,
       });
       return undefined;
@@ -648,7 +685,7 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
       if (k === undefined) return undefined;
       const v = node[k];
       if (!isObj(v)) return undefined;
-      const target = '$ref' in v ? resolve(v) : { node: v, path: childPath(nodePath, k) };
+      const target = '$ref' in v ? resolve(v) : { node: v, path: below(nodePath, k) };
       return target ? convert(target.node, target.path, depth + 1) : undefined;
     });
     cache.set(node, e ?? null);
@@ -658,12 +695,11 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
   const top: Entity[] = [];
   for (let i = 0; i < list.length; i++) {
     const item: unknown = list[i];
-    const itemPath = childPath(path, i);
     if (!isObj(item)) {
-      issues.push({ path: itemPath, reason: `expected an entity object, got ${jsonTypeOf(item)}` });
+      issues.push({ path: childPath(path, i), reason: `expected an entity object, got ${jsonTypeOf(item)}` });
       continue;
     }
-    const target = '$ref' in item ? resolve(item) : { node: item, path: itemPath };
+    const target = '$ref' in item ? resolve(item) : { node: item, path: below(path, i) };
     if (!target) continue;
     const e = convert(target.node, target.path, 0);
     if (e) top.push(e);
@@ -672,18 +708,19 @@ export function readSecurityAlertEntities(value: unknown, path: string, issues: 
   for (const d of defs.values()) if (!cache.has(d.node) && 'Type' in d.node) convert(d.node, d.path, 0);
   // Top-level order first, then nested-only entities in the order they were met.
   const seen = new Set(top);
-  return [...top, ...out.filter((e) => !seen.has(e))];
+  for (const e of out) if (!seen.has(e)) top.push(e);
+  return top;
 }
 
-function indexDefs(node: unknown, path: string, depth: number, defs: Map<string, Def>, issues: InputIssue[]): void {
+function indexDefs(node: unknown, path: PathRef, depth: number, defs: Map<string, Def>, issues: InputIssue[]): void {
   if (depth > MAX_ENTITY_NESTING) {
-    issues.push({ path, reason: `entities nested deeper than ${MAX_ENTITY_NESTING} levels` });
+    issues.push({ path: pathText(path), reason: `entities nested deeper than ${MAX_ENTITY_NESTING} levels` });
     return;
   }
   if (Array.isArray(node)) {
     for (let i = 0; i < node.length; i++) {
       const v: unknown = node[i];
-      if (typeof v === 'object' && v !== null) indexDefs(v, childPath(path, i), depth + 1, defs, issues);
+      if (typeof v === 'object' && v !== null) indexDefs(v, below(path, i), depth + 1, defs, issues);
     }
     return;
   }
@@ -691,46 +728,48 @@ function indexDefs(node: unknown, path: string, depth: number, defs: Map<string,
   const id = node.$id;
   if (id !== undefined) {
     if (typeof id !== 'string' && typeof id !== 'number')
-      issues.push({ path: childPath(path, '$id'), reason: `expected string, got ${jsonTypeOf(id)}` });
-    else if (defs.has(String(id))) issues.push({ path: childPath(path, '$id'), reason: `duplicate $id ${quote(String(id))}` });
+      issues.push({ path: childPath(pathText(path), '$id'), reason: `expected string, got ${jsonTypeOf(id)}` });
+    else if (defs.has(String(id))) issues.push({ path: childPath(pathText(path), '$id'), reason: `duplicate $id ${quote(String(id))}` });
     else defs.set(String(id), { node, path });
   }
   for (const k of Object.keys(node)) {
     const v = node[k];
-    if (typeof v === 'object' && v !== null) indexDefs(v, childPath(path, k), depth + 1, defs, issues);
+    if (typeof v === 'object' && v !== null) indexDefs(v, below(path, k), depth + 1, defs, issues);
   }
 }
 
 /** Depth-first walk over nested objects and `$ref` edges: reports dangling refs and cycles. */
 function checkRefs(list: readonly unknown[], path: string, defs: Map<string, Def>, issues: InputIssue[]): void {
   const state = new Map<Obj, 1 | 2>(); // 1 = on the current walk, 2 = done
-  const visit = (node: unknown, nodePath: string, depth: number): void => {
+  const visit = (node: unknown, nodePath: PathRef, depth: number): void => {
     if (depth > MAX_REF_DEPTH) {
-      issues.push({ path: nodePath, reason: `$ref chain deeper than ${MAX_REF_DEPTH}` });
+      issues.push({ path: pathText(nodePath), reason: `$ref chain deeper than ${MAX_REF_DEPTH}` });
       return;
     }
     if (Array.isArray(node)) {
       for (let i = 0; i < node.length; i++) {
         const v: unknown = node[i];
-        if (typeof v === 'object' && v !== null) visit(v, childPath(nodePath, i), depth + 1);
+        if (typeof v === 'object' && v !== null) visit(v, below(nodePath, i), depth + 1);
       }
       return;
     }
     if (!isObj(node)) return;
     if ('$ref' in node) {
       const ref = node.$ref;
-      const refPath = childPath(nodePath, '$ref');
       if (typeof ref !== 'string' && typeof ref !== 'number') {
-        issues.push({ path: refPath, reason: `expected string, got ${jsonTypeOf(ref)}` });
+        issues.push({ path: childPath(pathText(nodePath), '$ref'), reason: `expected string, got ${jsonTypeOf(ref)}` });
         return;
       }
       const target = defs.get(String(ref));
       if (!target) {
-        issues.push({ path: refPath, reason: `dangling $ref ${quote(String(ref))}` });
+        issues.push({ path: childPath(pathText(nodePath), '$ref'), reason: `dangling $ref ${quote(String(ref))}` });
         return;
       }
       if (state.get(target.node) === 1) {
-        issues.push({ path: refPath, reason: `$ref cycle: ${quote(String(ref))} refers back to an entity that contains this reference` });
+        issues.push({
+          path: childPath(pathText(nodePath), '$ref'),
+          reason: `$ref cycle: ${quote(String(ref))} refers back to an entity that contains this reference`,
+        });
         return;
       }
       visit(target.node, target.path, depth + 1);
@@ -741,11 +780,11 @@ function checkRefs(list: readonly unknown[], path: string, defs: Map<string, Def
     state.set(node, 1);
     for (const k of Object.keys(node)) {
       const v = node[k];
-      if (typeof v === 'object' && v !== null) visit(v, childPath(nodePath, k), depth + 1);
+      if (typeof v === 'object' && v !== null) visit(v, below(nodePath, k), depth + 1);
     }
     state.set(node, 2);
   };
-  for (let i = 0; i < list.length; i++) visit(list[i], childPath(path, i), 0);
+  for (let i = 0; i < list.length; i++) visit(list[i], below(path, i), 0);
 }
 
 // ---------------------------------------------------------------------------------------------

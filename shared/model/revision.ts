@@ -25,6 +25,8 @@ const KEY_RE = /^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\.(\d{1,7})Z$/;
 export function revisionInstant(s: string): string | undefined {
   const ms = normaliseIsoDate(s);
   if (ms === undefined) return undefined;
+  // Already canonical (the usual input): three fractional digits, nothing beyond the millisecond to keep.
+  if (ms === s) return ms;
   const sub = (FRACTION_RE.exec(s.trim())?.[1] ?? '').slice(3, 7).replace(/0+$/, '');
   // Offsets are whole minutes, so the digits beyond the millisecond are the same in UTC.
   return sub === '' ? ms : `${ms.slice(0, 23)}${sub}Z`;
