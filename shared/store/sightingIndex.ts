@@ -261,8 +261,11 @@ export class SightingIndex {
         tenantKeys = new Map();
         this.byKey.set(tenant, tenantKeys);
       }
+      const n = g.keys.length;
       const lists: KeyList[] = [];
-      for (const k of g.keys) {
+      const keys: string[] = [];
+      for (let i = 0; i < n; i++) {
+        const k = g.keys[i] as string;
         let list = tenantKeys.get(k);
         if (!list) {
           list = { key: this.intern(k), entries: [], times: [] };
@@ -270,8 +273,8 @@ export class SightingIndex {
           this.keyCount++;
         }
         lists.push(list);
+        keys.push(list.key);
       }
-      const keys = lists.map((l) => l.key);
       const entry: Entry = {
         tenantId: tenant,
         caseId,
@@ -460,6 +463,8 @@ export class SightingIndex {
  * primary key did. Instants are canonicalised (canonicalInstant).
  */
 export function groupSightings(sightings: readonly EntitySighting[]): SightingGroup[] {
+  const one = oneGroup(sightings);
+  if (one !== undefined) return one;
   const last = new Map<string, { readonly s: EntitySighting; readonly at: string }>();
   for (const s of sightings) {
     // The instant is kept as its own (flat) string: slicing it back out of the map key would give
@@ -477,4 +482,30 @@ export function groupSightings(sightings: readonly EntitySighting[]): SightingGr
     else groups.set(g, { at, phases: s.phases, playbook: s.playbook, severity: s.severity, keys: [s.entityKey] });
   }
   return [...groups.values()];
+}
+
+/** Up to this many keys, distinctness is checked pairwise (no Set allocated): the pipeline's cases have a handful. */
+const PAIRWISE_MAX = 16;
+
+/**
+ * groupSightings' answer when every sighting has the same instant spelling and the same verdict (the same
+ * phases array, playbook and severity) and no key repeats, else undefined: what the pipeline writes (one
+ * verdict per case, its distinct keys). One group, its keys in the given order, and the instant canonicalised
+ * once, without the per-sighting ids and maps of the general path, which gives the same answer here.
+ */
+function oneGroup(sightings: readonly EntitySighting[]): SightingGroup[] | undefined {
+  const first = sightings[0];
+  if (first === undefined) return [];
+  const n = sightings.length;
+  const keys: string[] = []; // pushed, not preallocated: a packed array, as the index keeps it
+  for (let i = 0; i < n; i++) {
+    const s = sightings[i] as EntitySighting;
+    if (s.detectedAt !== first.detectedAt || s.phases !== first.phases || s.playbook !== first.playbook || s.severity !== first.severity)
+      return undefined;
+    keys.push(s.entityKey);
+  }
+  if (n <= PAIRWISE_MAX) {
+    for (let i = 1; i < n; i++) for (let j = 0; j < i; j++) if (keys[i] === keys[j]) return undefined;
+  } else if (new Set(keys).size !== n) return undefined;
+  return [{ at: canonicalInstant(first.detectedAt), phases: first.phases, playbook: first.playbook, severity: first.severity, keys }];
 }

@@ -395,7 +395,7 @@ const EVICT_EVERY_MS = 3_600_000;
 /** seq, tenant_id, case_id, detected_at, groups (JSON). */
 type LogRow = [number, string, string, string, string];
 /** One group as stored in `sighting_log.groups`. */
-type StoredGroup = [KillChainPhase[], string, Severity, string[]];
+type StoredGroup = [readonly KillChainPhase[], string, Severity, readonly string[]];
 
 /**
  * Phase lists are a handful of distinct values (`["exploitation"]`, …): the index shares one
@@ -410,6 +410,12 @@ function sharedPhases(phases: readonly KillChainPhase[]): readonly KillChainPhas
     if (phaseCache.size < 1024) phaseCache.set(id, p);
   }
   return p;
+}
+
+/** The groups at or after `horizon`: `groups` itself when all are (a live alert's are), else a filtered copy. */
+function withinHorizon(groups: SightingGroup[], horizon: string): SightingGroup[] {
+  for (const g of groups) if (g.at < horizon) return groups.filter((h) => h.at >= horizon);
+  return groups;
 }
 
 /** Reads one log row's groups (all at the row's instant). */
@@ -663,21 +669,27 @@ export class SqliteStore implements Store {
         expectedEtag: string | undefined,
         outbox: readonly NotificationRecord[],
       ): { version: number; groups: SightingGroup[]; seqs: number[] } => {
-        // Each distinct outbox payload once. A payload whose rows all existed already (a redelivered
+        // Each distinct outbox payload once (all recipients of a first report share one): a short list
+        // scanned by value, no Map or Set per put. A payload whose rows all existed already (a redelivered
         // outbox entry) and that the case does not point at is removed again at the end.
-        const payloadIds = new Map<string, number>();
-        const payloadIdOf = outbox.map((n) => {
-          let id = payloadIds.get(n.payload);
-          if (id === undefined) {
-            id = Number(s.insertPayload.run(n.payload).lastInsertRowid);
-            payloadIds.set(n.payload, id);
+        const payloads: string[] = [];
+        const payloadIds: number[] = [];
+        const payloadUsed: boolean[] = [];
+        const payloadOf: number[] = []; // outbox entry → its index in payloads
+        for (const n of outbox) {
+          let j = payloads.indexOf(n.payload);
+          if (j < 0) {
+            j = payloads.length;
+            payloads.push(n.payload);
+            payloadIds.push(Number(s.insertPayload.run(n.payload).lastInsertRowid));
+            payloadUsed.push(false);
           }
-          return id;
-        });
-        const used = new Set<number>();
+          payloadOf.push(j);
+        }
         const report = record.result.firstReport;
-        const reportId = report === undefined ? null : (payloadIds.get(report) ?? null);
-        if (reportId !== null) used.add(reportId);
+        const reportAt = report === undefined ? -1 : payloads.indexOf(report);
+        const reportId = reportAt < 0 ? null : (payloadIds[reportAt] as number);
+        if (reportAt >= 0) payloadUsed[reportAt] = true;
         // Spreading keeps firstReport in its place, so a read gives back the same key order.
         const doc = JSON.stringify(
           compactCaseDocument({
@@ -702,16 +714,23 @@ export class SqliteStore implements Store {
         for (const seq of previousSeqs) s.supersedeLog.run(seq);
         // One append-only log row per instant (in the pipeline: one per case). A re-put that leaves a
         // case with no sightings still writes one empty row, so other connections drop the old ones.
-        const byAt = new Map<string, StoredGroup[]>();
-        for (const g of groups) {
-          const list = byAt.get(g.at) ?? [];
-          list.push([[...g.phases], g.playbook, g.severity, [...g.keys]]);
-          byAt.set(g.at, list);
-        }
-        if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(canonicalInstant(record.detectedAt), []);
         const seqs: number[] = [];
-        for (const [at, list] of byAt) {
-          seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
+        const only = groups.length === 1 ? groups[0] : undefined;
+        if (only !== undefined) {
+          // The pipeline's case: one group, written as its own row without the grouping by instant below.
+          const list: StoredGroup[] = [[only.phases, only.playbook, only.severity, only.keys]];
+          seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, only.at, JSON.stringify(list)).lastInsertRowid));
+        } else {
+          const byAt = new Map<string, StoredGroup[]>();
+          for (const g of groups) {
+            const list = byAt.get(g.at) ?? [];
+            list.push([g.phases, g.playbook, g.severity, g.keys]);
+            byAt.set(g.at, list);
+          }
+          if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(canonicalInstant(record.detectedAt), []);
+          for (const [at, list] of byAt) {
+            seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
+          }
         }
         const sightingSeqs = JSON.stringify(seqs);
         if (expectedEtag === undefined) {
@@ -746,9 +765,11 @@ export class SqliteStore implements Store {
             record.tenantId,
           );
         }
-        for (const [i, n] of outbox.entries())
-          if (this.insertNotification(n, payloadIdOf[i] as number) === 'created') used.add(payloadIdOf[i] as number);
-        for (const id of payloadIds.values()) if (!used.has(id)) s.deletePayload.run(id);
+        for (let i = 0; i < outbox.length; i++) {
+          const j = payloadOf[i] as number;
+          if (this.insertNotification(outbox[i] as NotificationRecord, payloadIds[j] as number) === 'created') payloadUsed[j] = true;
+        }
+        for (let j = 0; j < payloadIds.length; j++) if (!payloadUsed[j]) s.deletePayload.run(payloadIds[j] as number);
         return { version, groups, seqs };
       },
     );
@@ -1042,11 +1063,7 @@ export class SqliteStore implements Store {
         this.appendedLog(seqs);
         // Written inside a transaction (a group or a unit of work) that undoes this if it rolls back.
         if (this.indexLoaded) {
-          const previous = this.index.replace(
-            record.tenantId,
-            record.caseId,
-            groups.filter((g) => g.at >= this.horizon),
-          );
+          const previous = this.index.replace(record.tenantId, record.caseId, withinHorizon(groups, this.horizon));
           this.undo?.push({ tenantId: record.tenantId, caseId: record.caseId, groups: previous });
         }
         return { ...record, etag: String(version) };

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { maskOf } from '../../../shared/correlation/killchain';
 import type { KillChainPhase, Severity } from '../../../shared/model/domain';
-import { parseInstant } from '../../../shared/model/instant';
+import { canonicalInstant, parseInstant } from '../../../shared/model/instant';
 import type { EntitySighting, RelatedResult } from '../../../shared/store/port';
 import { groupSightings, type IndexQuery, type SightingGroup, SightingIndex } from '../../../shared/store/sightingIndex';
 
@@ -142,6 +142,63 @@ describe('SightingIndex', () => {
       { at: '2024-05-02T00:00:00.000Z', phases: ['exploitation'], playbook: 'brute-force', severity: 'low', keys: ['host:b'] },
       { at: '2024-05-02T00:00:00.000Z', phases: ['exploitation'], playbook: 'brute-force', severity: 'high', keys: ['host:a'] },
     ]);
+  });
+
+  it('groups as the general rule says whatever the input: one instant and verdict (the shortcut), repeated keys, equal phase lists in other arrays', () => {
+    // The general rule, written out plainly: one row per (key, canonical instant), the last writer winning (and
+    // taking the last position); rows grouped by (instant, phases as text, playbook, severity) in first-seen order.
+    const reference = (sightings: readonly EntitySighting[]) => {
+      const last = new Map<string, EntitySighting & { at: string }>();
+      for (const s of sightings) {
+        const at = canonicalInstant(s.detectedAt);
+        last.delete(`${s.entityKey}|${at}`);
+        last.set(`${s.entityKey}|${at}`, { ...s, at });
+      }
+      const groups = new Map<string, SightingGroup & { keys: string[] }>();
+      for (const s of last.values()) {
+        const id = `${s.at}|${s.phases.join(',')}|${s.playbook}|${s.severity}`;
+        const g = groups.get(id);
+        if (g) g.keys.push(s.entityKey);
+        else groups.set(id, { at: s.at, phases: s.phases, playbook: s.playbook, severity: s.severity, keys: [s.entityKey] });
+      }
+      return [...groups.values()];
+    };
+    const shared: KillChainPhase[] = ['exploitation'];
+    const sighting = fc.record({
+      entityKey: fc.constantFrom('host:a', 'host:b', 'ip:1', 'account:x'),
+      // Mostly the one spelling (the shortcut's case); sometimes another spelling of the same instant, or another instant.
+      detectedAt: fc.constantFrom(
+        '2024-05-02T00:00:00.000Z',
+        '2024-05-02T00:00:00.000Z',
+        '2024-05-02T00:00:00Z',
+        '2024-05-03T00:00:00.000Z',
+      ),
+      // The same array (as the pipeline passes), an equal list in another array, or another verdict.
+      phases: fc.constantFrom<readonly KillChainPhase[]>(shared, shared, ['exploitation'], ['delivery']),
+      playbook: fc.constantFrom('p', 'p', 'q'),
+      severity: fc.constantFrom<Severity>('low', 'low', 'high'),
+    });
+    fc.assert(
+      fc.property(fc.array(sighting, { maxLength: 20 }), fc.constantFrom('pipeline', 'one instant', 'any'), (drawn, shape) => {
+        // Arrange: the pipeline's input (distinct keys, the first sighting's instant and verdict); one instant, playbook
+        // and severity with the keys and phase lists drawn (repeats, other arrays, other phases); or anything.
+        const first = drawn[0];
+        const rows =
+          shape === 'pipeline' && first
+            ? [...new Set(drawn.map((d) => d.entityKey))].map((entityKey) => ({ ...first, entityKey }))
+            : shape === 'one instant' && first
+              ? drawn.map((d) => ({ ...first, entityKey: d.entityKey, phases: d.phases }))
+              : drawn;
+        const input: EntitySighting[] = rows.map((d) => ({ tenantId: T, caseId: 'c1', ...d }));
+
+        // Act
+        const groups = groupSightings(input);
+
+        // Assert
+        expect(groups).toEqual(reference(input));
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('answers exactly as a plain filter-and-sort over every row would, after any sequence of writes', () => {
