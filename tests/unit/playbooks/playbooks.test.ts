@@ -145,6 +145,31 @@ describe('first report text', () => {
     expect(third).toEqual(first);
   });
 
+  it("keeps each playbook's own checks and limits when playbooks alternate under one brain", () => {
+    const brain = createBrain();
+    const bruteForce = makeCase({ caseId: 'bf', name: 'K4-1 Brute force', entities: [ip('203.0.113.77')] });
+    const commands = makeCase({ caseId: 'ce', name: 'K2-3 run', entities: [host('ws-fin-023'), ip('203.0.113.77')] });
+    const limits = (report: string) => report.split('\nLimits\n')[1]?.split('\n\n')[0];
+
+    const first = triage(brain, new SimulatedStore(), bruteForce);
+    const second = triage(brain, new SimulatedStore(), commands);
+    const third = triage(brain, new SimulatedStore(), bruteForce);
+
+    expect([first.cls.playbook, second.cls.playbook]).toEqual(['brute-force', 'command-execution']);
+    expect(limits(first.scored.firstReport)).toBe(
+      getPlaybook('brute-force')
+        .limits.map((l) => `  - ${l}`)
+        .join('\n'),
+    );
+    expect(limits(second.scored.firstReport)).toBe(
+      getPlaybook('command-execution')
+        .limits.map((l) => `  - ${l}`)
+        .join('\n'),
+    );
+    expect(second.scored.firstReport).not.toContain('  - signin-success-after-failures:');
+    expect(third.scored.firstReport).toBe(first.scored.firstReport);
+  });
+
   it('joins cleaned values exactly as cleaning each value and joining would (property)', () => {
     fc.assert(
       fc.property(fc.array(fc.string({ unit: 'binary', maxLength: 40 })), fc.integer({ min: 1, max: 30 }), (values, max) => {
