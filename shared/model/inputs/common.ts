@@ -199,6 +199,11 @@ const PLAIN_MEMBER_RE = /^[A-Za-z_$][\w$-]*$/;
  */
 const memberSuffixes = new Map<string, string>();
 const MAX_MEMBER_SUFFIXES = 1024;
+/**
+ * Longest member name kept: names come from the input, and a module-lifetime cache of 1024 names of up
+ * to a body's size each (plus their quoted copies) would hold gigabytes. Field names are far shorter.
+ */
+const MAX_CACHED_MEMBER_CHARS = 64;
 
 /** Appends a property or index to a JSON path, with the same spelling rules as `jsonPath` in zodIssues.ts. */
 export function childPath(path: string, key: string | number): string {
@@ -206,7 +211,7 @@ export function childPath(path: string, key: string | number): string {
   let suffix = memberSuffixes.get(key);
   if (suffix === undefined) {
     suffix = PLAIN_MEMBER_RE.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
-    if (memberSuffixes.size < MAX_MEMBER_SUFFIXES) memberSuffixes.set(key, suffix);
+    if (key.length <= MAX_CACHED_MEMBER_CHARS && memberSuffixes.size < MAX_MEMBER_SUFFIXES) memberSuffixes.set(key, suffix);
   }
   return path + suffix;
 }
