@@ -1133,7 +1133,6 @@ export class SqliteStore implements Store {
 
   /** Reads the whole log (from the horizon on) into the index. */
   private loadIndex(): void {
-    this.indexLoaded = true;
     this.indexLoadedInTx = this.db.inTransaction;
     this.index.clear();
     this.horizonSetAt = this.now();
@@ -1158,6 +1157,9 @@ export class SqliteStore implements Store {
       this.index.load((add) => {
         for (const row of rows) add(row[1], row[2], groupsOf(row));
       });
+      // Loaded only once every row was read: a failure anywhere before (the log's max seq, the temp_store switch,
+      // a row) leaves it unloaded, so the next look-up reads the log again instead of answering from an empty index.
+      this.indexLoaded = true;
     } catch (err) {
       // Half an index would answer look-ups without the rows it never read: missed correlations, silently.
       // Unloaded, the next look-up reads it again (and fails loudly again if the log is at fault).
