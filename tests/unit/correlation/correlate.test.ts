@@ -36,6 +36,19 @@ function phaseCase(
   });
 }
 
+/** A store row of `c`'s tenant: `entityKey` seen in `caseId` with `phases`, `at` minutes after T0. */
+function rowOf(c: { tenantId: string }) {
+  return (entityKey: string, caseId: string, phases: KillChainPhase[], at = 10) => ({
+    tenantId: c.tenantId,
+    entityKey,
+    caseId,
+    detectedAt: minutes(at),
+    phases,
+    playbook: 'generic',
+    severity: 'medium' as const,
+  });
+}
+
 describe('correlation verdict', () => {
   it('treats a key seen in more than K other cases as infrastructure: it links nothing and is reported', () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
@@ -175,15 +188,7 @@ describe('correlation verdict', () => {
     const external = ip('203.0.113.77');
     const c = phaseCase('me', ['delivery'], 0, [hostEntity, external]);
     const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
-    const row = (entityKey: string, caseId: string, phases: KillChainPhase[], at: number) => ({
-      tenantId: c.tenantId,
-      entityKey,
-      caseId,
-      detectedAt: minutes(at),
-      phases,
-      playbook: 'generic',
-      severity: 'medium' as const,
-    });
+    const row = rowOf(c);
     const sightings = [
       row('ip:203.0.113.77', 'z-ip-only', ['delivery'], 5),
       row('host:ws-fin-023', 'm-both', ['exploitation'], 10),
@@ -204,15 +209,7 @@ describe('correlation verdict', () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', escalateWhen: { distinctPhases: 3, progression: false } } }));
     const c = phaseCase('me', ['delivery'], 0, [host('ws-fin-023.corp.contoso.example'), ip('203.0.113.77')]);
     const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
-    const row = (entityKey: string, caseId: string, phases: KillChainPhase[], at: number) => ({
-      tenantId: c.tenantId,
-      entityKey,
-      caseId,
-      detectedAt: minutes(at),
-      phases,
-      playbook: 'generic',
-      severity: 'medium' as const,
-    });
+    const row = rowOf(c);
     // Twelve cases on the host (h-00 … h-11, rows newest first as a store returns them), two on the IP only.
     const hostRows = Array.from({ length: 12 }, (_, i) =>
       row('host:ws-fin-023', `h-${String(11 - i).padStart(2, '0')}`, [i % 2 === 0 ? 'exploitation' : 'installation'], 100 - i),
@@ -249,15 +246,7 @@ describe('correlation verdict', () => {
     const external = ip('203.0.113.77');
     const c = phaseCase('me', ['delivery'], 0, [external, ip('10.1.1.1')]);
     const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
-    const row = (entityKey: string, caseId: string, phases: KillChainPhase[]) => ({
-      tenantId: c.tenantId,
-      entityKey,
-      caseId,
-      detectedAt: minutes(10),
-      phases,
-      playbook: 'generic',
-      severity: 'medium' as const,
-    });
+    const row = rowOf(c);
     const sightings = [
       row('ip:203.0.113.77', 'x', ['exploitation']),
       row('ip:10.1.1.1', 'y', ['installation']),
