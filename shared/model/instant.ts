@@ -28,8 +28,12 @@ function daysFromCivil(year: number, month: number, day: number): number {
   return era * 146_097 + yoe * 365 + Math.floor(yoe / 4) - Math.floor(yoe / 100) + doy - 719_468;
 }
 
-/** Milliseconds since the epoch of a timestamp text: exactly `Date.parse(text)`, faster for canonical UTC ISO. */
-export function parseInstant(text: string): number {
+/**
+ * Milliseconds since the epoch of `text` when it is exactly what `toISOString` writes for some instant
+ * (`YYYY-MM-DDTHH:MM:SS.sssZ`, four-digit year, a real calendar date, hours 00–23), read digit by digit;
+ * NaN for any other text.
+ */
+function exactIsoMs(text: string): number {
   // Shape `YYYY-MM-DDTHH:MM:SS.sssZ`: separators first, they reject most other spellings cheaply.
   if (
     text.length !== 24 ||
@@ -41,7 +45,7 @@ export function parseInstant(text: string): number {
     text.charCodeAt(16) !== 58 ||
     text.charCodeAt(19) !== 46
   ) {
-    return Date.parse(text);
+    return Number.NaN;
   }
   const hi = two(text, 0);
   const lo = two(text, 2);
@@ -53,14 +57,29 @@ export function parseInstant(text: string): number {
   const msHi = two(text, 20);
   const msLo = text.charCodeAt(22) - 48;
   if (hi < 0 || lo < 0 || month < 1 || month > 12 || day < 1 || hour < 0 || hour > 23 || minute < 0 || minute > 59) {
-    return Date.parse(text);
+    return Number.NaN;
   }
-  if (second < 0 || second > 59 || msHi < 0 || msLo < 0 || msLo > 9) return Date.parse(text);
+  if (second < 0 || second > 59 || msHi < 0 || msLo < 0 || msLo > 9) return Number.NaN;
   const year = hi * 100 + lo;
   const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  // Day 29–31 beyond the month's end: Date.parse rolls it over into the next month; let it.
-  if (day > (MONTH_DAYS[month] ?? 31) + (leap ? 1 : 0)) return Date.parse(text);
+  // Day 29–31 beyond the month's end: not a date toISOString writes (Date.parse would roll it over).
+  if (day > (MONTH_DAYS[month] ?? 31) + (leap ? 1 : 0)) return Number.NaN;
   return daysFromCivil(year, month, day) * DAY_MS + hour * 3_600_000 + minute * 60_000 + second * 1000 + msHi * 10 + msLo;
+}
+
+/** Milliseconds since the epoch of a timestamp text: exactly `Date.parse(text)`, faster for canonical UTC ISO. */
+export function parseInstant(text: string): number {
+  const t = exactIsoMs(text);
+  return Number.isNaN(t) ? Date.parse(text) : t;
+}
+
+/**
+ * Whether `text` is exactly what `toISOString` writes for some instant: the texts for which
+ * `new Date(Date.parse(text)).toISOString() === text`. Stricter than `isCanonicalInstant` (a shape
+ * check), as it also wants a real calendar date and time; input dates in this form need no other reading.
+ */
+export function isExactIsoString(text: string): boolean {
+  return !Number.isNaN(exactIsoMs(text));
 }
 
 /** Calendar fields of an instant in UTC, as `Date#getUTC…` would give them (month 1–12). */

@@ -9,6 +9,7 @@
 import { z } from 'zod';
 import type { InputIssue } from '../../errors';
 import type { Alert, Case, Severity } from '../domain';
+import { isExactIsoString } from '../instant';
 
 /** At most this many items (rows, generic alerts, incidents) in one body / replay document / Event Hub batch. */
 export const MAX_ITEMS_PER_BODY = 10_000;
@@ -45,48 +46,6 @@ export const optTextList = z.array(text).nullish();
 /** The last instant `toISOString` writes with a four-digit year (9999-12-31T23:59:59.999Z). */
 const MAX_CANONICAL_MS = 253_402_300_799_999;
 
-/** Days of each month in a non-leap year (index 1 = January). */
-const MONTH_DAYS = [0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31] as const;
-
-/** Value of the two ASCII digits at `i`, or -1 when either is not a digit. */
-function twoDigits(s: string, i: number): number {
-  const a = s.charCodeAt(i) - 48;
-  const b = s.charCodeAt(i + 1) - 48;
-  return a >= 0 && a <= 9 && b >= 0 && b <= 9 ? a * 10 + b : -1;
-}
-
-/**
- * Whether `s` is exactly what `toISOString` writes for some instant (`YYYY-MM-DDTHH:MM:SS.sssZ`, four-digit
- * year, real calendar date, hours 00–23): the texts for which `new Date(Date.parse(s)).toISOString() === s`.
- */
-function isCanonicalIso(s: string): boolean {
-  if (
-    s.length !== 24 ||
-    s.charCodeAt(23) !== 90 /* Z */ ||
-    s.charCodeAt(10) !== 84 /* T */ ||
-    s.charCodeAt(19) !== 46 /* . */ ||
-    s.charCodeAt(4) !== 45 /* - */ ||
-    s.charCodeAt(7) !== 45 ||
-    s.charCodeAt(13) !== 58 /* : */ ||
-    s.charCodeAt(16) !== 58
-  ) {
-    return false;
-  }
-  const hi = twoDigits(s, 0);
-  const lo = twoDigits(s, 2);
-  const month = twoDigits(s, 5);
-  const day = twoDigits(s, 8);
-  const ms = s.charCodeAt(22) - 48;
-  if (hi < 0 || lo < 0 || month < 1 || month > 12 || day < 1 || twoDigits(s, 20) < 0 || ms < 0 || ms > 9) return false;
-  const hour = twoDigits(s, 11);
-  const minute = twoDigits(s, 14);
-  const second = twoDigits(s, 17);
-  if (hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 59) return false;
-  const year = hi * 100 + lo;
-  const leap = month === 2 && year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
-  return day <= (MONTH_DAYS[month] ?? 31) + (leap ? 1 : 0);
-}
-
 const ISO_RE = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?([Zz]|([+-])(\d{2}):?(\d{2}))$/;
 
 /**
@@ -99,7 +58,7 @@ export function normaliseIsoDate(s: string): string | undefined {
   // Fast path: already canonical (what Sentinel and this module emit), read digit by digit: a Date.parse plus a
   // toISOString round trip was ≈ 5 % of parsing an alert. Canonical text of any four-digit year is kept as is,
   // as the round trip did (years before 1970 included); anything else takes the full reading below.
-  if (isCanonicalIso(s)) return s;
+  if (isExactIsoString(s)) return s;
   const m = ISO_RE.exec(s.trim());
   if (!m) return undefined;
   const y = Number(m[1]);
