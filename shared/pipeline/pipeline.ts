@@ -494,6 +494,8 @@ export class Pipeline {
     const { brain } = this.deps;
     const { policy, cls, plan } = ctx;
     const now = this.clock();
+    // Written twice below (the outbox entries' createdAt, the result's triagedAt): one instant, formatted once.
+    const nowIso = now.toISOString();
     const steps: StepRecord[] = [
       { step: 'parse', status: 'ok', detail: c.shape },
       { step: 'dedupe', status: 'ok', detail: why ?? (existing ? `new revision after r${existing.revision}` : 'new case') },
@@ -520,7 +522,7 @@ export class Pipeline {
       policy: policy.policy,
       businessHours: isBusinessHours(now, policy.policy),
       payload: scored.firstReport,
-      now: now.toISOString(),
+      now: nowIso,
     });
     steps.push({ step: 'notify', status: 'ok', detail: `${outbox.length} notification(s) queued` });
     steps.push({ step: 'persist', status: 'ok' });
@@ -553,7 +555,7 @@ export class Pipeline {
       ...(outbox.length > 0 ? { notifiedSeverity: scored.severity } : previouslyNotified ? { notifiedSeverity: previouslyNotified } : {}),
       policy: { source: policy.source, ...(policy.file ? { name: policy.policy.tenant.name } : {}) },
       steps,
-      triagedAt: now.toISOString(),
+      triagedAt: nowIso,
     };
     const keys = new Set<string>(plan.keys);
     const sightings: EntitySighting[] = [...keys].map((entityKey) => ({
