@@ -102,18 +102,6 @@ function selfProgression(c: Case, mapping: KillChainMapping): boolean {
   return false;
 }
 
-/** A set of the keys: the array itself searched linearly when short (plans have a handful of keys). */
-function keySet(keys: readonly string[]): { has(k: string): boolean } {
-  return keys.length > 16 ? new Set(keys) : { has: (k) => keys.includes(k) };
-}
-
-/** Whether the entity at `i` has the key of an earlier one. */
-function keyBefore(entities: Case['entities'], i: number): boolean {
-  const key = entities[i]?.key;
-  for (let j = 0; j < i; j++) if (entities[j]?.key === key) return true;
-  return false;
-}
-
 /** The first MAX_LISTED_CASES of `total` ids (`shown`, at most that many), then how many more. */
 function listCases(shown: readonly string[], total: number): string {
   const text = (shown.length > MAX_LISTED_CASES ? shown.slice(0, MAX_LISTED_CASES) : shown).join(', ');
@@ -147,7 +135,7 @@ export function correlateCase(
   const t0 = parseInstant(c.detectedAt);
   const selfMask = maskOf(plan.phases);
   // A plan has a handful of keys: a linear search beats building a set for them.
-  const planKeys = keySet(plan.keys);
+  const planKeys = new Set(plan.keys);
   const caseId = c.caseId;
   const windowMs = plan.windowMs;
   const slots: Slots = { t: [], mask: [] };
@@ -188,18 +176,11 @@ export function correlateCase(
   // The plan's list is the verdict's unless an entity turns out to be infrastructure (rare): only then a copy to add to.
   let ignoredEntities: { key: string; why: string }[] | undefined;
   const groups: EntityGroup[] = [];
-  const entities = c.entities;
-  // Each entity key is judged once. A case has a handful of entities: comparing with the earlier
-  // ones costs less than a set per case, which only a large incident needs.
-  const seenKeys = entities.length > 16 ? new Set<string>() : undefined;
-  for (let i = 0; i < entities.length; i++) {
-    const e = entities[i] as Case['entities'][number];
-    if (seenKeys !== undefined) {
-      if (seenKeys.has(e.key)) continue;
-      seenKeys.add(e.key);
-    } else if (keyBefore(entities, i)) {
-      continue;
-    }
+  const seenKeys = new Set<string>();
+  for (const e of c.entities) {
+    // Each entity key is judged once.
+    if (seenKeys.has(e.key)) continue;
+    seenKeys.add(e.key);
     const keys = planKeys.has(e.key) ? [e.key] : [];
     for (const k of e.altKeys) if (planKeys.has(k)) keys.push(k);
     if (keys.length === 0) continue;
