@@ -93,10 +93,9 @@ function compileRoute(fn: RegisteredFunction): Route | undefined {
       return seg.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
     })
     .join('/');
-  const declared = ((t.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
-  // HEAD wherever GET is (RFC 9110 §9.3.2: a general-purpose server supports both): answered by the GET handler,
-  // without the body. The Functions host in Azure does not derive HEAD from GET, so the app lists it as well.
-  const methods = declared.includes('GET') && !declared.includes('HEAD') ? [...declared, 'HEAD'] : declared;
+  // The methods the app declares, as the Functions host reads them: it does not derive HEAD from GET, so every
+  // GET route lists HEAD itself (registration.test.ts), and a HEAD is answered by the GET handler without the body.
+  const methods = ((t.methods as string[] | undefined) ?? ['GET', 'POST']).map((m) => m.toUpperCase());
   // Case-insensitive like the Functions host, whose routing (ASP.NET Core templates) ignores case in literal
   // segments; the capture groups still return the parameters (the case id) exactly as sent.
   return { fn, methods, pattern: new RegExp(`^/api/${source}/?$`, 'i'), params };

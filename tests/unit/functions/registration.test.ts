@@ -34,7 +34,7 @@ describe('Function app registrations (recorded by the @azure/functions-core stan
     expect(Object.values(byName(name).bindings).some((b) => b.type === 'http' && b.direction === 'out')).toBe(true);
   });
 
-  it('lists HEAD on every HTTP trigger that allows GET, since Azure does not derive it and `triage serve` does', () => {
+  it('lists HEAD on every HTTP trigger that allows GET, since neither Azure nor `triage serve` derives it', () => {
     const http = registered.map(triggerOf).filter((t) => t.type === 'httpTrigger');
     const methods = http.map((t) => ((t.methods as string[] | undefined) ?? []).map((m) => m.toUpperCase()));
 
