@@ -150,8 +150,8 @@ const CLAIM_MS = 120_000;
  */
 const RENEW_AFTER_MS = CLAIM_MS / 2;
 /**
- * While a send is in flight its claim is renewed this often (a third of the claim's life, so one renewal the
- * store refuses still leaves the next one time), so a slow send is never taken over mid-send.
+ * A send still in flight this long renews its claim once (a third of the claim's life), so a slow send is not
+ * taken over mid-send. Once is enough: the send deadline (SEND_TIMEOUT_MS) comes before a second beat would.
  */
 const HEARTBEAT_MS = CLAIM_MS / 3;
 /**
@@ -225,7 +225,7 @@ export function dueCutoffs(now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY):
  * them would keep the due entries behind them waiting. Pure.
  */
 export function isDue(n: Pick<NotificationRecord, 'createdAt' | 'attempts'>, now: Date, policy: OutboxRetryPolicy = OUTBOX_RETRY): boolean {
-  return !(now.getTime() < Date.parse(n.createdAt) + waitAfter(Math.min(n.attempts, policy.maxAttempts), policy));
+  return !(now.getTime() < nextAttemptAt({ createdAt: n.createdAt, attempts: Math.min(n.attempts, policy.maxAttempts) }, policy));
 }
 
 /** Options of one delivery. */
@@ -465,10 +465,10 @@ export class OutboxDispatcher {
   }
 
   /**
-   * Sends `n` under its claim: renews the claim every HEARTBEAT_MS while the send is in flight, and stops
-   * waiting after SEND_TIMEOUT_MS (aborting the channel's signal). No renewal outlives the call: the timers
-   * are cancelled and a renewal in progress is awaited before it returns. A renewal the store refuses is
-   * logged and tried again at the next beat (the deadline keeps the send inside the claim's life anyway).
+   * Sends `n` under its claim: renews the claim once if the send is still in flight after HEARTBEAT_MS, and
+   * stops waiting after SEND_TIMEOUT_MS (aborting the channel's signal). No renewal outlives the call: the
+   * timers are cancelled and a renewal in progress is awaited before it returns. A renewal the store refuses
+   * is logged (the deadline keeps the send inside the claim's life anyway).
    */
   private async sendHeld(n: NotificationRecord, owner: string): Promise<SendOutcome> {
     const abort = new AbortController();
@@ -481,8 +481,7 @@ export class OutboxDispatcher {
       cancelBeat = this.setTimer(HEARTBEAT_MS, () => {
         renewing = this.renewClaim(n, owner).then(
           (held) => {
-            if (settled) return;
-            if (held) return beat();
+            if (settled || held) return;
             // Taken over: this process stalled past the claim's expiry. The new owner sends it; stop ours if the channel can.
             lost = true;
             this.log.warn('notification.claim.lost', ctx);
@@ -490,7 +489,6 @@ export class OutboxDispatcher {
           },
           (err: unknown) => {
             this.log.warn('notification.claim.renew.failed', { ...ctx, err });
-            if (!settled) beat();
           },
         );
       });
