@@ -783,9 +783,7 @@ export class CosmosStore implements Store {
         },
         ...now.map((op) => indexBatchOp(tenantId, caseId, op, ttlField)),
       ];
-      const next = await this.commit(tenantId, caseId, ops, attempts);
-      if (next === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
-      current = next;
+      current = await this.commit(tenantId, caseId, ops, attempts);
       remaining = after;
     }
     return current;
@@ -1004,7 +1002,6 @@ export class CosmosStore implements Store {
     for (const op of index.slice(0, room)) ops.push(indexBatchOp(tenantId, caseId, op, ttlField));
 
     let etag = await this.commit(tenantId, caseId, ops);
-    if (etag === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
     for (const [text, id] of payloadIds) this.payloads.set(payloadKey(tenantId, id), text);
     if (owed.length > 0) {
       try {
@@ -1043,9 +1040,10 @@ export class CosmosStore implements Store {
    * an existing outbox key (409) or an already-deleted index row (404) is dropped and the rest is
    * re-sent; a failed case operation is a concurrency conflict. Works with atomic batches (Azure:
    * the others answer 424 and are re-sent) and with the stand-in's non-atomic ones (operations
-   * before the failure are applied and not re-sent). Returns the case document's new etag.
+   * before the failure are applied and not re-sent). Returns the case document's new etag (every batch
+   * carries the case operation; a batch that returned none fails as StoreUnavailableError).
    */
-  private async commit(tenantId: string, caseId: string, ops: readonly BatchOp[], attempts?: number): Promise<string | undefined> {
+  private async commit(tenantId: string, caseId: string, ops: readonly BatchOp[], attempts?: number): Promise<string> {
     let pending = ops;
     let etag: string | undefined;
     for (let round = 0; pending.length > 0; round++) {
@@ -1090,6 +1088,7 @@ export class CosmosStore implements Store {
       });
       pending = next;
     }
+    if (etag === undefined) throw new StoreUnavailableError(`cosmos putCase ${caseId}: the batch returned no etag for the case`);
     return etag;
   }
 
@@ -1300,11 +1299,9 @@ export class CosmosStore implements Store {
       });
       where.push(`(${arms.join(' OR ')})`);
     }
-    let query = `SELECT * FROM c WHERE ${where.join(' AND ')}`;
-    if (limit !== undefined) {
-      query = `SELECT TOP @limit * FROM c WHERE ${where.join(' AND ')} ORDER BY c.createdAt`;
-      parameters.push({ name: '@limit', value: limit });
-    }
+    // With a limit, the oldest entries first (the drain's order).
+    const query = `SELECT ${limit !== undefined ? 'TOP @limit ' : ''}* FROM c WHERE ${where.join(' AND ')}${limit !== undefined ? ' ORDER BY c.createdAt' : ''}`;
+    if (limit !== undefined) parameters.push({ name: '@limit', value: limit });
     const { resources } = await this.call('listNotifications', () =>
       this.cases.items
         .query<Record<string, unknown>>({ query, parameters }, filter.tenantId !== undefined ? { partitionKey: filter.tenantId } : {})
