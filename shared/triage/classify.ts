@@ -158,10 +158,9 @@ function mostSevereMatch<T>(
   return best;
 }
 
-function byRuleName(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; text: string } | undefined {
+function byRuleName(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; value: string } | undefined {
   const texts = recognitionTexts(c);
-  const m = mostSevereMatch((pb) => ruleNameMatch(pb.recognition, texts), level);
-  return m && { pb: m.pb, text: m.value };
+  return mostSevereMatch((pb) => ruleNameMatch(pb.recognition, texts), level);
 }
 
 /**
@@ -201,16 +200,6 @@ function tacticOf(t: string): { pb: Playbook; shown: string } | undefined {
   return pb && { pb, shown: t };
 }
 
-function byTechnique(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; technique: string } | undefined {
-  const m = byOwnedValue(c, (a) => a.techniques, techniqueOf, level);
-  return m && { pb: m.pb, technique: m.value };
-}
-
-function byTactic(c: Case, level: (pb: Playbook) => Severity): { pb: Playbook; tactic: string } | undefined {
-  const m = byOwnedValue(c, (a) => a.tactics, tacticOf, level);
-  return m && { pb: m.pb, tactic: m.value };
-}
-
 function result(pb: Playbook, via: ClassificationStep, classifiedBy: string, scenario?: string): Mutable<BrainClassification> {
   // Optional keys are set only when present (no conditional spreads: they are slow on this path).
   const out: Mutable<BrainClassification> = { playbook: pb.id, classifiedBy, via };
@@ -236,11 +225,11 @@ export function classifyCase(c: Case, p: CompiledPolicy, facts: CaseFacts): Brai
   }
   const level = (pb: Playbook): Severity => baseLevel(pb, c, p, facts);
   const named = byRuleName(c, level);
-  if (named) return result(named.pb, 'rule-name', `rule name "${clean(named.text, 80)}" (${named.pb.id})`);
-  const tech = byTechnique(c, level);
-  if (tech) return result(tech.pb, 'technique', `technique ${clean(tech.technique, 20)} (${tech.pb.id})`);
-  const tactic = byTactic(c, level);
-  if (tactic) return result(tactic.pb, 'tactic', `tactic ${clean(tactic.tactic, 40)} (${tactic.pb.id})`);
+  if (named) return result(named.pb, 'rule-name', `rule name "${clean(named.value, 80)}" (${named.pb.id})`);
+  const tech = byOwnedValue(c, (a) => a.techniques, techniqueOf, level);
+  if (tech) return result(tech.pb, 'technique', `technique ${clean(tech.value, 20)} (${tech.pb.id})`);
+  const tactic = byOwnedValue(c, (a) => a.tactics, tacticOf, level);
+  if (tactic) return result(tactic.pb, 'tactic', `tactic ${clean(tactic.value, 40)} (${tactic.pb.id})`);
   const hit = facts.indicatorHits[0];
   if (hit && indicatorPlaybook) {
     return result(indicatorPlaybook, 'indicator', `indicator hit ${clean(hit.key, 120)} (${clean(hit.source, 60)})`);
