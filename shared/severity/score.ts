@@ -41,10 +41,15 @@ export interface SeverityOutcome {
 }
 
 /** The severity an indicator hit raises to at least. */
-export const INDICATOR_FLOOR: Severity = 'medium';
+const INDICATOR_FLOOR: Severity = 'medium';
 
 /** The severity a multi-stage kill-chain verdict raises to at least (see step 4). */
-export const MULTI_STAGE_FLOOR: Severity = 'high';
+const MULTI_STAGE_FLOOR: Severity = 'high';
+
+/** `sev`, raised to `floor` when below it (a floor never lowers). */
+function atLeast(sev: Severity, floor: Severity): Severity {
+  return compareSeverity(sev, floor) < 0 ? floor : sev;
+}
 
 const MAX_LISTED = 3;
 
@@ -77,7 +82,7 @@ export function scoreSeverity(input: ScoreInput): SeverityOutcome {
 
   const evidenceHits = input.evidence.filter(isIndicatorEvidence);
   if (input.indicatorHits.length > 0 || evidenceHits.length > 0) {
-    const to = compareSeverity(sev, INDICATOR_FLOOR) < 0 ? INDICATOR_FLOOR : sev;
+    const to = atLeast(sev, INDICATOR_FLOOR);
     const listed = [
       ...input.indicatorHits.map((h) => `${h.key} on ${h.source}${h.category ? ` (${h.category})` : ''}`),
       ...evidenceHits.map((e) => `${e.source}: ${e.finding}`),
@@ -94,7 +99,7 @@ export function scoreSeverity(input: ScoreInput): SeverityOutcome {
   }
 
   if (input.verdict.multiStage) {
-    const to = compareSeverity(sev, MULTI_STAGE_FLOOR) < 0 ? MULTI_STAGE_FLOOR : sev;
+    const to = atLeast(sev, MULTI_STAGE_FLOOR);
     reasons.push({
       rule: 'kill-chain',
       effect: effectOf(sev, to),
