@@ -37,34 +37,37 @@ export function documentsOf(file: string, text: string): FileDocument[] {
   return [{ label: file, text }];
 }
 
-/**
- * Reads a file's documents. An empty file (no document, whatever its extension) is told to
- * `onEmpty` as `FILE: empty`: every command that takes input files refuses it the same way. A file
- * that cannot be read throws (each command decides what that means for its exit code).
- */
-export function readDocuments(file: string, onEmpty: (message: string) => void): FileDocument[] {
-  const docs = documentsOf(file, readFileSync(file, 'utf8'));
-  if (docs.length === 0) onEmpty(`${file}: empty`);
-  return docs;
+/** Every file's documents (see `readAllDocuments`), and how many files were empty or could not be read. */
+export interface ReadFiles {
+  readonly files: { readonly file: string; readonly docs: FileDocument[] }[];
+  readonly empty: number;
+  readonly unreadable: number;
 }
 
 /**
- * Reads every file's documents, in order. A file that cannot be read (missing, a directory, no
- * permission) is a wrong command line, not a rejected input: each one is told to `onUnreadable` as
- * `FILE: cannot read: reason` and left out, and the others are still read, so one run names every
- * bad path. Empty files go to `onEmpty` as in `readDocuments`.
+ * Reads every file's documents, in order. An empty file (no document, whatever its extension) is told
+ * to `report` as `FILE: empty`: every command that takes input files refuses it the same way. A file
+ * that cannot be read (missing, a directory, no permission) is a wrong command line, not a rejected
+ * input: it is told as `FILE: cannot read: reason` and left out, and the others are still read, so one
+ * run names every bad path. Each command decides what the counts mean for its exit code.
  */
-export function readAllDocuments(
-  files: readonly string[],
-  onEmpty: (message: string) => void,
-  onUnreadable: (message: string) => void,
-): { file: string; docs: FileDocument[] }[] {
-  return files.flatMap((file) => {
+export function readAllDocuments(files: readonly string[], report: (message: string) => void): ReadFiles {
+  let empty = 0;
+  let unreadable = 0;
+  const read = files.flatMap((file) => {
+    let docs: FileDocument[];
     try {
-      return [{ file, docs: readDocuments(file, onEmpty) }];
+      docs = documentsOf(file, readFileSync(file, 'utf8'));
     } catch (e) {
-      onUnreadable(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
+      report(`${file}: cannot read: ${e instanceof Error ? e.message : String(e)}`);
+      unreadable++;
       return [];
     }
+    if (docs.length === 0) {
+      report(`${file}: empty`);
+      empty++;
+    }
+    return [{ file, docs }];
   });
+  return { files: read, empty, unreadable };
 }

@@ -137,18 +137,11 @@ async function replay(args: string[], log: Logger): Promise<number> {
   // rejected alert: it is counted apart so the exit code says which; the other files still run.
   let unreadable = 0;
   try {
-    const docs = readAllDocuments(
-      positionals,
-      // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
-      (message) => {
-        err(message);
-        rejected++;
-      },
-      (message) => {
-        err(message);
-        unreadable++;
-      },
-    ).flatMap((f) => f.docs);
+    const read = readAllDocuments(positionals, err);
+    // Nothing to triage is an input the user did not mean to give: rejected, for .json and .ndjson alike.
+    rejected += read.empty;
+    unreadable = read.unreadable;
+    const docs = read.files.flatMap((f) => f.docs);
     const progress = createProgress(docs.length, 'replay');
     for (const doc of docs) {
       const outcome = await rt.pipeline.ingestText(doc.text, { kind: 'auto', source: `replay:${doc.label}` });
@@ -265,19 +258,7 @@ async function stream(args: string[], log: Logger): Promise<number> {
   if (positionals.length === 0) throw new UsageError('name at least one file');
   // Every file is read before the store opens: a file that cannot be read is a usage error (exit 2, as
   // for replay), and since stream writes to the configured store, a wrong command line writes nothing.
-  let empty = 0;
-  let unreadable = 0;
-  const files = readAllDocuments(
-    positionals,
-    (message) => {
-      err(message);
-      empty++;
-    },
-    (message) => {
-      err(message);
-      unreadable++;
-    },
-  );
+  const { files, empty, unreadable } = readAllDocuments(positionals, err);
   if (unreadable > 0) return EXIT.usage;
   // A file that is one document but not JSON is refused like an empty one (named, exit 1, the others still streamed),
   // and before the store opens, not as a crash of the command half-way through.

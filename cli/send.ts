@@ -85,19 +85,9 @@ export async function send(args: string[], log: Logger): Promise<number> {
     return 2;
   }
   const all: ExportRecord[] = [];
-  let refused = 0;
-  let unreadable = 0;
-  const files = readAllDocuments(
-    positionals,
-    (message) => {
-      process.stderr.write(`${message}\n`);
-      refused++;
-    },
-    (message) => {
-      process.stderr.write(`${message}\n`);
-      unreadable++;
-    },
-  );
+  const read = readAllDocuments(positionals, (message) => process.stderr.write(`${message}\n`));
+  const { files, unreadable } = read;
+  let refused = read.empty;
   // A file that cannot be read is a usage error (exit 2, as for replay), told before anything is
   // sent: a wrong command line publishes nothing, so the corrected run does not send the rest twice.
   if (unreadable > 0) return 2;
