@@ -499,7 +499,7 @@ function oneGroup(sightings: readonly EntitySighting[]): SightingGroup[] | undef
   const first = sightings[0];
   if (first === undefined) return [];
   const n = sightings.length;
-  const keys: string[] = []; // pushed, not preallocated: a packed array, as the index keeps it
+  const keys: string[] = [];
   for (let i = 0; i < n; i++) {
     const s = sightings[i] as EntitySighting;
     if (s.detectedAt !== first.detectedAt || s.phases !== first.phases || s.playbook !== first.playbook || s.severity !== first.severity)

@@ -714,23 +714,16 @@ export class SqliteStore implements Store {
         for (const seq of previousSeqs) s.supersedeLog.run(seq);
         // One append-only log row per instant (in the pipeline: one per case). A re-put that leaves a
         // case with no sightings still writes one empty row, so other connections drop the old ones.
+        const byAt = new Map<string, StoredGroup[]>();
+        for (const g of groups) {
+          const list = byAt.get(g.at) ?? [];
+          list.push([g.phases, g.playbook, g.severity, g.keys]);
+          byAt.set(g.at, list);
+        }
+        if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(canonicalInstant(record.detectedAt), []);
         const seqs: number[] = [];
-        const only = groups.length === 1 ? groups[0] : undefined;
-        if (only !== undefined) {
-          // The pipeline's case: one group, written as its own row without the grouping by instant below.
-          const list: StoredGroup[] = [[only.phases, only.playbook, only.severity, only.keys]];
-          seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, only.at, JSON.stringify(list)).lastInsertRowid));
-        } else {
-          const byAt = new Map<string, StoredGroup[]>();
-          for (const g of groups) {
-            const list = byAt.get(g.at) ?? [];
-            list.push([g.phases, g.playbook, g.severity, g.keys]);
-            byAt.set(g.at, list);
-          }
-          if (byAt.size === 0 && previousSeqs.length > 0) byAt.set(canonicalInstant(record.detectedAt), []);
-          for (const [at, list] of byAt) {
-            seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
-          }
+        for (const [at, list] of byAt) {
+          seqs.push(Number(s.appendLog.run(record.tenantId, record.caseId, at, JSON.stringify(list)).lastInsertRowid));
         }
         const sightingSeqs = JSON.stringify(seqs);
         if (expectedEtag === undefined) {
