@@ -112,6 +112,32 @@ function keysHint(o: Record<string, unknown>): string {
   return `object with keys ${shown.join(', ')}${keys.length > 6 ? ', …' : ''}`;
 }
 
+const SECURITY_ALERT_TABLE_LOWER = SECURITY_ALERT_TABLE.toLowerCase();
+
+/**
+ * What a row whose string `Type` is not exactly SECURITY_ALERT_TABLE is: called only after that
+ * comparison failed, so the common row pays nothing. `undefined` means "read it as a SecurityAlert row":
+ * a forwarder that changed the case or padded the name (`"securityalert"`, `" SecurityAlert "`) still sent
+ * the SecurityAlert table, and ignoring it lost the alert (ignored items are not parked). The row reader
+ * accepts any `Type` text and leaves it out of the case, so such a row triages (and fingerprints) exactly as
+ * `"SecurityAlert"`. An empty or blank `Type` names no table: refused at its path, never ignored.
+ * A `Type` that is not a string never reaches here: null is read as an absent column (as every nullable
+ * column is; the row triages), and any other JSON type is refused by the row schema at `….Type`
+ * ("expected string"); both keep the alert, so neither is changed.
+ */
+function typeOtherThanSecurityAlert(type: string, path: string, raw: unknown): Work | undefined {
+  const t = type.trim();
+  if (t === '')
+    return {
+      t: 'reject',
+      path,
+      issues: [{ path: childPath(path, 'Type'), reason: 'Type is empty: expected a Log Analytics table name' }],
+      raw,
+    };
+  if (t.length === SECURITY_ALERT_TABLE_LOWER.length && t.toLowerCase() === SECURITY_ALERT_TABLE_LOWER) return undefined;
+  return { t: 'ignore', path, reason: `record of table ${JSON.stringify(type.slice(0, 80))} is not a SecurityAlert` };
+}
+
 function expandRecord(rec: unknown, path: string, out: Work[]): void {
   if (!isObj(rec)) {
     out.push(reject(path, `expected an object (SecurityAlert row), got ${describe(rec)}`, rec));
@@ -119,8 +145,11 @@ function expandRecord(rec: unknown, path: string, out: Work[]): void {
   }
   const type = rec.Type;
   if (typeof type === 'string' && type !== SECURITY_ALERT_TABLE) {
-    out.push({ t: 'ignore', path, reason: `record of table ${JSON.stringify(type.slice(0, 80))} is not a SecurityAlert` });
-    return;
+    const other = typeOtherThanSecurityAlert(type, path, rec);
+    if (other) {
+      out.push(other);
+      return;
+    }
   }
   out.push({ t: 'read', reader: 'security-alert', shape: 'eventhub-envelope', path, value: rec });
 }
@@ -172,8 +201,11 @@ function expandItem(item: unknown, path: string, opts: ExpandOptions, out: Work[
   if (looksLikeRow(v)) {
     const type = v.Type;
     if (typeof type === 'string' && type !== SECURITY_ALERT_TABLE) {
-      out.push({ t: 'ignore', path, reason: `record of table ${JSON.stringify(type.slice(0, 80))} is not a SecurityAlert` });
-      return;
+      const other = typeOtherThanSecurityAlert(type, path, item);
+      if (other) {
+        out.push(other);
+        return;
+      }
     }
     out.push({ t: 'read', reader: 'security-alert', shape: 'security-alert', path, value: v });
     return;
