@@ -2,10 +2,11 @@
  * `triage` — the command line: serve (local runtime), replay, parked, policy check, send.
  * Results go to stdout (one JSON line per new case or revision for replay); logs and errors to stderr.
  */
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { InvocationContext } from '@azure/functions';
 import { parseIp } from '../shared/config/networks';
-import { duplicateTenants, loadPolicyFile, policyFilesAt, type TenantPolicy } from '../shared/config/policy';
+import { duplicateTenants, parsePolicy, policyFilesAt, type TenantPolicy, withPolicyLines } from '../shared/config/policy';
 import { PolicyError } from '../shared/errors';
 import { createLogger, type Logger } from '../shared/log';
 import type { TriageResult } from '../shared/model/domain';
@@ -301,10 +302,15 @@ async function policy(args: string[]): Promise<number> {
     return EXIT.usage;
   }
   let bad = 0;
+  // Each file is read once: its text places the errors found after parsing (checkPolicy, duplicate tenants)
+  // on their lines, as parsePolicy does for schema errors.
+  const texts = new Map<string, string>();
   const report = (file: string, e: unknown): void => {
     bad++;
-    if (e instanceof PolicyError) for (const i of e.issues) err(`${file}: ${i.path}: ${i.reason}`);
-    else err(`${file}: ${(e as Error).message}`);
+    if (e instanceof PolicyError) {
+      const text = texts.get(file);
+      for (const i of text === undefined ? e.issues : withPolicyLines(text, e.issues)) err(`${file}: ${i.path}: ${i.reason}`);
+    } else err(`${file}: ${(e as Error).message}`);
   };
   // Valid files are only reported ok once checked against each other, as the registry will.
   const valid: { policy: TenantPolicy; file: string }[] = [];
@@ -325,8 +331,10 @@ async function policy(args: string[]): Promise<number> {
       if (seen.has(file)) continue;
       seen.add(file);
       try {
-        const p = loadPolicyFile(file);
+        const text = readFileSync(file, 'utf8');
+        const p = parsePolicy(text, file); // its schema errors already carry their lines
         const issues = checkPolicy(p);
+        texts.set(file, text);
         if (issues.length > 0) throw new PolicyError(file, issues);
         valid.push({ policy: p, file });
       } catch (e) {

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration } from 'luxon';
-import { parseDocument } from 'yaml';
+import { type Document, isAlias, isMap, isNode, isScalar, isSeq, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type InputIssue, PolicyError } from '../errors';
 import { SEVERITIES } from '../model/domain';
@@ -257,25 +257,83 @@ export function parsePolicy(text: string, file: string): TenantPolicy {
     );
   }
   const parsed = tenantPolicySchema.safeParse(doc.toJS());
-  if (!parsed.success) {
-    const issues: InputIssue[] = formatZodIssues(parsed.error.issues).map((i) => {
-      const node = doc.getIn(pathSegments(i.path), true) as { range?: [number, number] } | undefined;
-      const line = node?.range ? lineOf(text, node.range[0]) : undefined;
-      return line === undefined ? i : { path: `${i.path} (line ${line})`, reason: i.reason };
-    });
-    throw new PolicyError(file, issues);
-  }
+  if (!parsed.success) throw new PolicyError(file, annotateLines(doc, text, formatZodIssues(parsed.error.issues)));
   return parsed.data;
 }
 
+/**
+ * Adds the YAML line to each issue whose path is a JSON path into the policy `text`:
+ * `$.rules.K1.playbook` becomes `$.rules.K1.playbook (line 4)`, the line where that value starts.
+ * A member that is missing (`$.tenant.name` when `tenant` has no `name`) has no line of its own: it gets the
+ * line of its nearest present ancestor's key (`tenant:`), where the member belongs; a missing top-level
+ * member gets the line where the document's content starts (after leading comments). Issues without a `$` path (YAML syntax errors, already `line N`)
+ * and paths that do not reach the document are returned as they are. For issues found after `parsePolicy`
+ * succeeded (`checkPolicy`, `duplicateTenants`), so that every error of `policy check` names its line; the
+ * text is parsed again only when there is an issue to place, i.e. never for a valid file.
+ */
+export function withPolicyLines(text: string, issues: readonly InputIssue[]): InputIssue[] {
+  if (!issues.some((i) => i.path.startsWith('$'))) return [...issues];
+  return annotateLines(parseDocument(text), text, issues);
+}
+
+function annotateLines(doc: Document, text: string, issues: readonly InputIssue[]): InputIssue[] {
+  return issues.map((i) => {
+    if (!i.path.startsWith('$')) return i;
+    const offset = offsetOfPath(doc, pathSegments(i.path));
+    return offset === undefined ? i : { path: `${i.path} (line ${lineOf(text, offset)})`, reason: i.reason };
+  });
+}
+
+function startOf(node: unknown): number | undefined {
+  return isNode(node) ? node.range?.[0] : undefined;
+}
+
+/**
+ * Where `segments` start in `doc`: the value's offset when it is present, else the offset of the key naming
+ * its nearest present ancestor. Aliases are followed on the way down (the path runs through the anchored node),
+ * but a value that is itself an alias is placed at the alias, where the author wrote it.
+ */
+function offsetOfPath(doc: Document, segments: readonly (string | number)[]): number | undefined {
+  let node: unknown = doc.contents;
+  let named = startOf(node);
+  for (const seg of segments) {
+    const container = isAlias(node) ? node.resolve(doc) : node;
+    if (isMap(container)) {
+      const pair = container.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      if (pair === undefined) return named;
+      node = pair.value;
+      named = startOf(pair.key) ?? startOf(pair.value) ?? named;
+    } else if (isSeq(container) && typeof seg === 'number' && seg < container.items.length) {
+      node = container.items[seg];
+      named = startOf(node) ?? named;
+    } else {
+      return named;
+    }
+  }
+  return startOf(node) ?? named;
+}
+
+/**
+ * A JSON path as written by `jsonPath` (zodIssues.ts) or checkPolicy: `.name`, `[3]` and `["any \"key\""]`
+ * (a JSON string, so keys with dots, quotes or spaces round-trip).
+ */
 function pathSegments(jsonPath: string): (string | number)[] {
   const out: (string | number)[] = [];
-  for (const m of jsonPath.matchAll(/\.([^.[\]]+)|\[(\d+)\]|\["([^"]*)"\]/g)) {
+  for (const m of jsonPath.matchAll(/\.([^.[\]]+)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
     if (m[1] !== undefined) out.push(m[1]);
     else if (m[2] !== undefined) out.push(Number(m[2]));
-    else if (m[3] !== undefined) out.push(m[3]);
+    else if (m[3] !== undefined) out.push(jsonStringOr(m[3]));
   }
   return out;
+}
+
+function jsonStringOr(quoted: string): string {
+  try {
+    return JSON.parse(quoted) as string;
+  } catch {
+    // Not valid JSON (a hand-written path): the text between the quotes is the best guess.
+    return quoted.slice(1, -1);
+  }
 }
 
 function lineOf(text: string, offset: number): number {

@@ -9,6 +9,7 @@ import { isPlaybookId, PLAYBOOK_IDS } from '../../playbooks';
 import type { TenantPolicy } from '../config/policy';
 import { compileKillChain } from '../correlation/killchain';
 import type { InputIssue } from '../errors';
+import { jsonPath } from '../model/zodIssues';
 import { DEFAULT_SCENARIOS } from '../severity/nist';
 
 /** Problems of a validated policy that the brain would work around; empty when none. */
@@ -17,7 +18,7 @@ export function checkPolicy(policy: TenantPolicy): InputIssue[] {
   for (const [key, rule] of Object.entries(policy.rules)) {
     if (!isPlaybookId(rule.playbook)) {
       issues.push({
-        path: `$.rules["${key}"].playbook`,
+        path: `$.rules[${JSON.stringify(key)}].playbook`,
         reason: `unknown playbook "${rule.playbook}" (known: ${PLAYBOOK_IDS.join(', ')})`,
       });
     }
@@ -26,11 +27,23 @@ export function checkPolicy(policy: TenantPolicy): InputIssue[] {
       !Object.hasOwn(policy.scenarios, rule.scenario) &&
       !Object.hasOwn(DEFAULT_SCENARIOS, rule.scenario)
     ) {
-      issues.push({ path: `$.rules["${key}"].scenario`, reason: `unknown scenario "${rule.scenario}"` });
+      issues.push({ path: `$.rules[${JSON.stringify(key)}].scenario`, reason: `unknown scenario "${rule.scenario}"` });
     }
   }
   for (const bad of compileKillChain(policy.killChain).invalid) {
-    issues.push({ path: `$.${bad.path}`, reason: `"${bad.value}" is not a kill-chain phase` });
+    issues.push({ path: killChainPath(bad.path), reason: `"${bad.value}" is not a kill-chain phase` });
   }
   return issues;
+}
+
+/**
+ * `killChain.techniques.T1059.001` (compileKillChain joins the key with a dot) as a JSON path that keeps the key
+ * whole (`$.killChain.techniques["T1059.001"]`), so `policy check` can find its line; plain keys stay dotted.
+ */
+function killChainPath(dotted: string): string {
+  for (const section of ['tactics', 'techniques'] as const) {
+    const prefix = `killChain.${section}.`;
+    if (dotted.startsWith(prefix)) return jsonPath(['killChain', section, dotted.slice(prefix.length)]);
+  }
+  return `$.${dotted}`;
 }

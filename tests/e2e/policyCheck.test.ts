@@ -19,7 +19,9 @@ describe('triage policy check across files', () => {
     const r = runCli(['policy', 'check', join(dir, 'a.yaml'), join(dir, 'b.yml')]);
 
     expect(r.status).toBe(1);
-    expect(r.stderr).toContain(`${join(dir, 'b.yml')}: $.tenant.id: duplicate tenant id ${LOWER} (also in ${join(dir, 'a.yaml')})`);
+    expect(r.stderr).toContain(
+      `${join(dir, 'b.yml')}: $.tenant.id (line 1): duplicate tenant id ${LOWER} (also in ${join(dir, 'a.yaml')})`,
+    );
     expect(r.stdout).not.toContain('b.yml');
   });
 
@@ -35,7 +37,7 @@ describe('triage policy check across files', () => {
     const ok = runCli(['policy', 'check', fine]);
 
     expect(ko.status).toBe(1);
-    expect(ko.stderr).toContain(`${join(dup, 'b.yml')}: $.tenant.id: duplicate tenant id`);
+    expect(ko.stderr).toContain(`${join(dup, 'b.yml')}: $.tenant.id (line 1): duplicate tenant id`);
     expect(ko.stderr).not.toContain('notes.txt');
     expect(ok.status).toBe(0);
     expect(ok.stdout.split('\n').filter(Boolean)).toHaveLength(2);
@@ -58,5 +60,47 @@ describe('triage policy check across files', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toContain('$.sla.notifyWithin (line 2): must be at most P1D');
     expect(r.stderr).toContain('$.correlation.window (line 3): must be at most P90D');
+  });
+});
+
+describe('triage policy check: the line of every error', () => {
+  it('names the line of an error found once the schema passed (an unknown playbook, scenario or kill-chain phase)', () => {
+    const text = [
+      `tenant: { id: ${LOWER}, name: A }`,
+      'rules:',
+      '  K1: { playbook: nope }',
+      '  K2:',
+      '    playbook: brute-force',
+      '    scenario: nah',
+      'killChain:',
+      '  techniques: { T1059.001: bogus }',
+      '',
+    ].join('\n');
+    const dir = folder({ 'a.yaml': text });
+
+    const r = runCli(['policy', 'check', join(dir, 'a.yaml')]);
+
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${join(dir, 'a.yaml')}: $.rules["K1"].playbook (line 3): unknown playbook "nope"`);
+    expect(r.stderr).toContain(`${join(dir, 'a.yaml')}: $.rules["K2"].scenario (line 6): unknown scenario "nah"`);
+    expect(r.stderr).toContain(`${join(dir, 'a.yaml')}: $.killChain.techniques["T1059.001"] (line 8): "bogus" is not a kill-chain phase`);
+  });
+
+  it('names the line of the parent of a missing member', () => {
+    const dir = folder({ 'a.yaml': `# tenant A\n\ntenant:\n  id: ${LOWER}\n` });
+
+    const r = runCli(['policy', 'check', join(dir, 'a.yaml')]);
+
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${join(dir, 'a.yaml')}: $.tenant.name (line 3): `);
+  });
+
+  it('names the line of the tenant id a second file repeats', () => {
+    const dir = folder({ 'a.yaml': `tenant: { id: ${LOWER}, name: A }\n`, 'b.yaml': `# B\ntenant:\n  name: B\n  id: ${UPPER}\n` });
+
+    const r = runCli(['policy', 'check', dir]);
+
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`${join(dir, 'b.yaml')}: $.tenant.id (line 4): duplicate tenant id ${LOWER}`);
   });
 });
