@@ -10,6 +10,9 @@
  * the keys it has written, and reads the file's recent lines when a process first writes to it); other
  * channels get the key for their own de-duplication (PagerDuty `dedup_key`, Teams/Graph message ids in
  * their own issue).
+ * A send that answers only after its claim expired (a send past its deadline, or a process that stalled)
+ * may have been sent by the worker that took the record over too: it is logged as `outbox.late-send`
+ * with the record's key, so an operator can look for the duplicate.
  *
  * A claim is renewed while its send is in flight (a heartbeat), so a slow send is never taken over
  * mid-send; a send gets at most 45 s, then counts as a failed attempt, its claim kept to expiry in case the
@@ -270,14 +273,25 @@ function unrefTimer(ms: number, fn: () => void): () => void {
 
 /** What became of one send (sendHeld). */
 type SendOutcome =
-  /** The channel took it. */
-  | { readonly kind: 'sent' }
+  /** The channel took it; `lapsed`: only once the claim had expired or been taken over (another worker may send it too). */
+  | { readonly kind: 'sent'; readonly lapsed: LateSendReason | undefined }
   /** The channel refused it. */
   | { readonly kind: 'failed'; readonly err: unknown }
-  /** No answer by the deadline: it may still arrive; `late` settles when the channel answers after all. */
-  | { readonly kind: 'timed-out'; readonly late: Promise<void> }
-  /** Another worker took the claim over during the send (this process stalled past its expiry): the record is theirs. */
-  | { readonly kind: 'lost' };
+  /**
+   * No answer by the deadline: it may still arrive; `late` settles when the channel answers after all.
+   * `claimUntil`: when the claim expires (epoch ms; the send holds none after it), final once sendHeld returned.
+   */
+  | { readonly kind: 'timed-out'; readonly late: Promise<void>; readonly claimUntil: () => number }
+  /**
+   * Another worker took the claim over during the send (this process stalled past its expiry): the record is
+   * theirs. `late` settles if the channel answers after all (then both may have sent it).
+   */
+  | { readonly kind: 'lost'; readonly late: Promise<void> };
+
+/** Why a send that went through may have been sent twice (the `outbox.late-send` event). */
+const LATE_SEND_REASONS = ['claim-expired', 'claim-taken-over'] as const;
+/** A late-send reason. */
+type LateSendReason = (typeof LATE_SEND_REASONS)[number];
 
 /** Drain batch bound: one drain sends at most this many entries (the next run takes the rest). */
 const DRAIN_LIMIT = 500;
@@ -382,6 +396,8 @@ export class OutboxDispatcher {
           out.push(u ? { ...seen, status: 'sent', sentAt: u.sentAt, attempts: u.attempts } : seen);
           continue;
         }
+        // A renewed claim runs CLAIM_MS from the renewal, which comes after this instant: counting from here errs early.
+        const beforeHold = this.clock().getTime();
         const claim = await this.holdClaim(seen, owner, now);
         if (claim === 'lost') {
           // Taken over by another worker once our claim expired: it sends the record (or has); neither
@@ -408,7 +424,8 @@ export class OutboxDispatcher {
           out.push(n);
           continue;
         }
-        const done = await this.sendOne(n, owner, () => open.delete(n.key));
+        const claimUntil = claim === 'held' ? now.getTime() + CLAIM_MS : beforeHold + CLAIM_MS;
+        const done = await this.sendOne(n, owner, () => open.delete(n.key), claimUntil);
         if (done.status === 'sent') sent++;
         out.push(done);
         open.delete(n.key);
@@ -470,17 +487,20 @@ export class OutboxDispatcher {
    * timers are cancelled and a renewal in progress is awaited before it returns. A renewal the store refuses
    * is logged (the deadline keeps the send inside the claim's life anyway).
    */
-  private async sendHeld(n: NotificationRecord, owner: string): Promise<SendOutcome> {
+  private async sendHeld(n: NotificationRecord, owner: string, claimUntil: number): Promise<SendOutcome> {
     const abort = new AbortController();
     const ctx = { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', channel: n.channel };
     let settled = false;
     let lost = false;
+    let until = claimUntil;
     let renewing: Promise<void> = Promise.resolve();
     let cancelBeat = (): void => undefined;
     const beat = (): void => {
       cancelBeat = this.setTimer(HEARTBEAT_MS, () => {
+        const renewedFrom = this.clock().getTime();
         renewing = this.renewClaim(n, owner).then(
           (held) => {
+            if (held) until = Math.max(until, renewedFrom + CLAIM_MS);
             if (settled || held) return;
             // Taken over: this process stalled past the claim's expiry. The new owner sends it; stop ours if the channel can.
             lost = true;
@@ -502,11 +522,13 @@ export class OutboxDispatcher {
     const send = (async () => this.sender.send(n, abort.signal))();
     try {
       const first = await Promise.race([send.then(() => 'sent' as const), deadline]);
-      if (first === 'sent') return { kind: 'sent' };
+      if (first === 'sent')
+        return { kind: 'sent', lapsed: lost ? 'claim-taken-over' : this.clock().getTime() >= until ? 'claim-expired' : undefined };
       abort.abort(new DOMException('the send deadline passed', 'TimeoutError'));
-      return lost ? { kind: 'lost' } : { kind: 'timed-out', late: send };
+      // A getter: a renewal still in flight (awaited below) may move the expiry on.
+      return lost ? { kind: 'lost', late: send } : { kind: 'timed-out', late: send, claimUntil: () => until };
     } catch (err) {
-      return lost ? { kind: 'lost' } : { kind: 'failed', err };
+      return lost ? { kind: 'lost', late: send } : { kind: 'failed', err };
     } finally {
       settled = true;
       cancelBeat();
@@ -552,7 +574,7 @@ export class OutboxDispatcher {
    * Sends one claimed, queued record and records the outcome. Throws only when a failure cannot be recorded.
    * `keepClaim` is called when the claim must be kept to its expiry even if this throws (a send that may still arrive).
    */
-  private async sendOne(n: NotificationRecord, owner: string, keepClaim: () => void): Promise<NotificationRecord> {
+  private async sendOne(n: NotificationRecord, owner: string, keepClaim: () => void, claimUntil: number): Promise<NotificationRecord> {
     const attempts = n.attempts + 1;
     if (n.payload === '') {
       // Nothing to say: the text is gone (Cosmos: its payload document expired before this entry
@@ -569,7 +591,7 @@ export class OutboxDispatcher {
       });
       return { ...n, status: 'failed', attempts, lastError };
     }
-    const outcome = await this.sendHeld(n, owner);
+    const outcome = await this.sendHeld(n, owner, claimUntil);
     switch (outcome.kind) {
       case 'sent':
         break;
@@ -583,13 +605,22 @@ export class OutboxDispatcher {
         keepClaim();
         const timeout = new DOMException(`no answer from the channel within ${SEND_TIMEOUT_MS / 1000} s`, 'TimeoutError');
         const failing = this.recordFailure(n, attempts, timeout, owner, { keepClaim: true });
-        void Promise.allSettled([failing, outcome.late]).then(([, late]) =>
-          late.status === 'fulfilled' ? this.recordLateSend(n, attempts) : undefined,
+        // When the channel answered, not when the failure mark is written: that decides whether the claim still held.
+        const answeredAt = outcome.late.then(() => this.clock().getTime());
+        void Promise.allSettled([failing, answeredAt]).then(([, answered]) =>
+          answered.status === 'fulfilled'
+            ? this.recordLateSend(n, attempts, answered.value >= outcome.claimUntil() ? 'claim-expired' : undefined)
+            : undefined,
         );
         return failing;
       }
       case 'lost':
-        // The new owner settles it (a send of ours that went through anyway is the crash case): no mark, no release.
+        // The new owner settles it (a send of ours that went through anyway is the crash case): no mark, no
+        // release. If the channel still answers, both may have sent it: an operator is told which record.
+        void outcome.late.then(
+          () => this.logLateSend(n, attempts, 'claim-taken-over', false),
+          () => undefined,
+        );
         return n;
       default: {
         const never: never = outcome;
@@ -598,9 +629,12 @@ export class OutboxDispatcher {
     }
     // Sent: from here on nothing may count it as a failed send (that would release the claim and send it again).
     const sentAt = this.clock().toISOString();
-    if (await this.recordSent(n, sentAt, attempts)) {
+    const recorded = await this.recordSent(n, sentAt, attempts);
+    if (recorded) {
       this.log.info('notification.sent', { tenantId: n.tenantId, caseId: n.caseId, step: 'notify', kind: n.kind, channel: n.channel });
     }
+    // Answered only after the claim lapsed (this process stalled): the worker that took it over may have sent it too.
+    if (outcome.lapsed !== undefined) this.logLateSend(n, attempts, outcome.lapsed, recorded);
     return { ...n, status: 'sent', sentAt, attempts };
   }
 
@@ -627,10 +661,16 @@ export class OutboxDispatcher {
     }
   }
 
-  /** Records a send that answered after its deadline, once its failure was recorded; never throws (nobody awaits it). */
-  private async recordLateSend(n: NotificationRecord, attempts: number): Promise<void> {
+  /**
+   * Records a send that answered after its deadline, once its failure was recorded; never throws (nobody
+   * awaits it). `lapsed`: the claim had expired when the channel answered, so another worker may have
+   * taken the record over and sent it too: logged as `outbox.late-send` whether or not the mark is written.
+   */
+  private async recordLateSend(n: NotificationRecord, attempts: number, lapsed: LateSendReason | undefined): Promise<void> {
+    let recorded = false;
     try {
-      if (await this.recordSent(n, this.clock().toISOString(), attempts)) {
+      recorded = await this.recordSent(n, this.clock().toISOString(), attempts);
+      if (recorded && lapsed === undefined) {
         this.log.info('notification.sent.late', {
           tenantId: n.tenantId,
           caseId: n.caseId,
@@ -642,6 +682,26 @@ export class OutboxDispatcher {
     } catch (err) {
       this.log.error('notification.sent.unrecorded', { ...claimContext(n, err), attempts });
     }
+    if (lapsed !== undefined) this.logLateSend(n, attempts, lapsed, recorded);
+  }
+
+  /**
+   * Logs a send the channel took after this delivery's claim on it had lapsed (`outbox.late-send`): the
+   * worker that took the record over may have sent it too. The record's key names it for the operator
+   * (and for the channel's own de-duplication, where it has one); `recorded` says whether it is marked sent.
+   */
+  private logLateSend(n: NotificationRecord, attempts: number, reason: LateSendReason, recorded: boolean): void {
+    this.log.warn('outbox.late-send', {
+      tenantId: n.tenantId,
+      caseId: n.caseId,
+      step: 'notify',
+      kind: n.kind,
+      channel: n.channel,
+      key: n.key,
+      attempts,
+      reason,
+      recorded,
+    });
   }
 
   /**

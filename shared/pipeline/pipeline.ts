@@ -40,13 +40,13 @@ import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { relatedQuery } from '../correlation/plan';
 import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
-import type { Case, NotificationRef, Severity, StepRecord, TriageResult } from '../model/domain';
+import { type Case, compareSeverity, type NotificationRef, type Severity, type StepRecord, type TriageResult } from '../model/domain';
 import { parseJsonText, stringifyJson } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
 import { compareRevisionKeys } from '../model/revision';
 import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
 import type { OutboxDispatcher } from '../notify/outbox';
-import { planNotifications } from '../notify/plan';
+import { type Announced, announcedSoFar, type NotifiedRevision, planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
 import { withRetry } from '../store/retry';
@@ -161,6 +161,8 @@ interface Judgement {
    * writers commit correlation rows since it was read (see recheckDue)? None without keys.
    */
   readonly othersCommittedSince?: () => boolean;
+  /** The case's outbox entries, read before judging a revision of a case that has notified (announcedSoFar). */
+  readonly earlier?: readonly NotificationRecord[];
 }
 
 /** The triage pipeline. One instance per process; safe for concurrent calls. */
@@ -359,7 +361,13 @@ export class Pipeline {
           return { status: 'stale', caseId: c.caseId, tenantId: c.tenantId, result: existing.result };
         }
       }
-      const { outbox, write, judgement } = await this.lookupAndWrite(c, existing, mode.ordered);
+      // A revision is planned against what was announced, abandoned notifications left out: one read,
+      // none for a new case or a case that never notified (the hot path).
+      const earlier =
+        existing && existing.result.notifications.length > 0
+          ? await store.listNotifications({ tenantId: c.tenantId, caseId: c.caseId })
+          : [];
+      const { outbox, write, judgement } = await this.lookupAndWrite(c, existing, mode.ordered, earlier);
       let saved: CaseRecord;
       try {
         saved = await write;
@@ -432,10 +440,11 @@ export class Pipeline {
     c: Case,
     existing: CaseRecord | undefined,
     ordered: boolean,
+    earlier: readonly NotificationRecord[],
   ): Promise<{ outbox: NotificationRecord[]; write: Promise<CaseRecord>; judgement: Judgement }> {
     const release = ordered ? await this.lookupLock() : undefined;
     try {
-      const judgement = await this.related(c);
+      const judgement: Judgement = { ...(await this.related(c)), earlier };
       const { record, sightings, outbox } = this.judge(c, existing, judgement);
       const write = this.deps.store.putCase(record, sightings, existing?.etag, outbox);
       write.catch(() => undefined); // awaited by the caller; this only keeps a rejection before that from being "unhandled"
@@ -512,19 +521,22 @@ export class Pipeline {
 
     const revision = existing ? existing.revision + 1 : 1;
     const notifyBy = firstReportDue(c.detectedAt, policy.policy).toISOString();
-    const previouslyNotified = highestNotified(existing);
+    const history = notifiedHistory(existing, ctx.earlier ?? []);
+    const announced = announcedSoFar(history, ctx.earlier ?? []);
+    const previouslyNotified = announced.severity;
     const outbox = planNotifications({
       tenantId: c.tenantId,
       caseId: c.caseId,
       revision,
       severity: scored.severity,
       previouslyNotified,
+      firstReportKeyed: announced.firstReportKeyed,
       policy: policy.policy,
       businessHours: isBusinessHours(now, policy.policy),
       payload: scored.firstReport,
       now: nowIso,
     });
-    steps.push({ step: 'notify', status: 'ok', detail: `${outbox.length} notification(s) queued` });
+    steps.push({ step: 'notify', status: 'ok', detail: notifyDetail(outbox.length, scored.severity, announced) });
     steps.push({ step: 'persist', status: 'ok' });
     const second = secondReportDue(new Date(c.detectedAt), scored.severity, policy.policy);
     const carried = existing?.result.notifications ?? [];
@@ -553,6 +565,11 @@ export class Pipeline {
       notifications: [...carried, ...outbox.map(toRef)],
       // Planned entries announce this revision's severity (a first report, or an escalation above the last).
       ...(outbox.length > 0 ? { notifiedSeverity: scored.severity } : previouslyNotified ? { notifiedSeverity: previouslyNotified } : {}),
+      ...(outbox.length > 0
+        ? { notifiedRevisions: [...history, { revision, severity: scored.severity }] }
+        : history.length > 0
+          ? { notifiedRevisions: history }
+          : {}),
       policy: { source: policy.source, ...(policy.file ? { name: policy.policy.tenant.name } : {}) },
       steps,
       triagedAt: nowIso,
@@ -680,11 +697,28 @@ function verdictChanged(before: TriageResult, after: TriageResult): boolean {
 }
 
 /**
- * The highest severity earlier revisions announced. Results written before `notifiedSeverity`
- * existed fall back to the previous revision's severity when it lists notifications (the best
- * they can tell).
+ * The revisions of the case that planned notifications, with the severity each announces. A result
+ * written before `notifiedRevisions` existed gives one: its `notifiedSeverity` (before that, its own
+ * severity when it lists notifications, the best it can tell), at the revision of its newest outbox entry.
  */
-function highestNotified(existing: CaseRecord | undefined): Severity | undefined {
-  if (!existing) return undefined;
-  return existing.result.notifiedSeverity ?? (existing.result.notifications.length > 0 ? existing.result.severity : undefined);
+function notifiedHistory(existing: CaseRecord | undefined, records: readonly NotificationRecord[]): NotifiedRevision[] {
+  if (!existing) return [];
+  const r = existing.result;
+  if (r.notifiedRevisions) return [...r.notifiedRevisions];
+  const severity = r.notifiedSeverity ?? (r.notifications.length > 0 ? r.severity : undefined);
+  if (severity === undefined) return [];
+  const newest = records.reduce((m, n) => Math.max(m, n.revision), 0);
+  return [{ revision: newest > 0 ? newest : existing.revision, severity }];
+}
+
+/**
+ * The notify step's detail. A revision that notifies at or below a severity already planned does so only
+ * because that notification was abandoned (nobody was told): the detail says so, for the analyst who
+ * sees the same level announced twice.
+ */
+function notifyDetail(queued: number, severity: Severity, announced: Announced): string {
+  const detail = `${queued} notification(s) queued`;
+  const gone = announced.abandoned;
+  if (queued === 0 || gone === undefined || compareSeverity(severity, gone.severity) > 0) return detail;
+  return `${detail}, again: the ${gone.severity} notification of r${gone.revision} was abandoned (nobody was told)`;
 }
