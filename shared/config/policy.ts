@@ -107,6 +107,90 @@ const scenarioSchema = z
   })
   .strict();
 
+/** Most UPN suffixes one NetBIOS domain may map to: an account known only as `DOMAIN\\name` gets an alias key (a store row) per suffix. */
+const MAX_UPN_SUFFIXES_PER_DOMAIN = 20;
+/** Most NetBIOS domains of one tenant's `directory` (a forest has a handful; the bound keeps a typo'd generator from bloating every plan). */
+const MAX_DIRECTORY_DOMAINS = 100;
+
+/**
+ * A NetBIOS domain name, the `DOMAIN` of `DOMAIN\\user` in Windows logs: 1–15 characters, none of the characters Windows
+ * reserves, and no `@` or leading `.` so a UPN suffix written in the wrong field is refused. Windows compares it
+ * case-insensitively: kept lower-case, as account keys spell it.
+ */
+const netbiosDomain = z
+  .string()
+  .trim()
+  .regex(/^[^\s\\/:*?"<>|@,.][^\s\\/:*?"<>|@,]{0,14}$/, {
+    error: 'must be a NetBIOS domain name such as CONTOSO (1–15 characters, no spaces or \\ / : * ? " < > | @ ,)',
+  })
+  .toLowerCase();
+/** A UPN suffix (a DNS name such as `contoso.com`), lower-cased and without a trailing dot, as account keys spell it. */
+const upnSuffix = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .overwrite((s) => (s.endsWith('.') ? s.slice(0, -1) : s))
+  .regex(/^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, {
+    error: 'must be a DNS name such as contoso.com',
+  });
+
+/**
+ * The tenant's directory: which UPN suffixes belong to which NetBIOS domain, so correlation can treat `CONTOSO\\alice`
+ * (Windows security events) and `alice@contoso.com` (Entra ID sign-ins) as one account (`shared/correlation/plan.ts`).
+ * A NetBIOS name listed twice, or a suffix listed twice or under two domains, is refused with its path: the alias
+ * would be ambiguous, and which entry won would depend on the order of the file.
+ */
+const directorySchema = z
+  .object({
+    domains: z
+      .array(
+        z
+          .object({
+            netbios: netbiosDomain,
+            upnSuffixes: z
+              .array(upnSuffix)
+              .min(1)
+              .max(MAX_UPN_SUFFIXES_PER_DOMAIN, {
+                error: `at most ${MAX_UPN_SUFFIXES_PER_DOMAIN} UPN suffixes per domain`,
+              }),
+          })
+          .strict(),
+      )
+      .max(MAX_DIRECTORY_DOMAINS, { error: `at most ${MAX_DIRECTORY_DOMAINS} domains` }),
+  })
+  .strict()
+  .superRefine((d, ctx) => {
+    const domainAt = new Map<string, number>();
+    const suffixAt = new Map<string, { domain: number; at: number }>();
+    d.domains.forEach((dom, i) => {
+      const first = domainAt.get(dom.netbios);
+      if (first === undefined) domainAt.set(dom.netbios, i);
+      else
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domains', i, 'netbios'],
+          message: `NetBIOS domain "${dom.netbios}" is listed twice (also $.directory.domains[${first}].netbios)`,
+        });
+      dom.upnSuffixes.forEach((s, j) => {
+        const owner = suffixAt.get(s);
+        if (owner === undefined) {
+          suffixAt.set(s, { domain: i, at: j });
+          return;
+        }
+        const also = `$.directory.domains[${owner.domain}].upnSuffixes[${owner.at}]`;
+        const other = d.domains[owner.domain]?.netbios;
+        ctx.addIssue({
+          code: 'custom',
+          path: ['domains', i, 'upnSuffixes', j],
+          message:
+            other === dom.netbios
+              ? `UPN suffix "${s}" is listed twice (also ${also})`
+              : `UPN suffix "${s}" is mapped to two NetBIOS domains, "${other}" and "${dom.netbios}" (also ${also})`,
+        });
+      });
+    });
+  });
+
 /** The zod schema of a tenant policy file. */
 export const tenantPolicySchema = z
   .object({
@@ -158,6 +242,8 @@ export const tenantPolicySchema = z
       })
       .strict()
       .default({ window: 'P7D', escalateWhen: { distinctPhases: 3, progression: true }, infrastructureThreshold: 50 }),
+    /** Optional: NetBIOS domain ↔ UPN suffixes, for account aliases in correlation. Absent: no aliases. */
+    directory: directorySchema.optional(),
     sla: z
       .object({ notifyWithin: isoDuration(MAX_NOTIFY_WITHIN).default('PT15M') })
       .strict()

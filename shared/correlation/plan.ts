@@ -12,10 +12,11 @@
 import { Duration } from 'luxon';
 import { NetworkMatcher, parseIp } from '../config/networks';
 import type { TenantPolicy } from '../config/policy';
-import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase } from '../model/domain';
+import { type Case, ENTITY_KINDS, type Entity, type EntityKind, type KillChainPhase, type KillChainVerdict } from '../model/domain';
+import { MAX_KEY_VALUE_CHARS } from '../model/entities';
 import { isoString, parseInstant } from '../model/instant';
 import type { CorrelationPlan } from '../pipeline/brain';
-import type { RelatedQuery } from '../store/port';
+import type { EntitySighting, RelatedQuery } from '../store/port';
 
 /** Entity kinds whose keys are used to find related cases. */
 export const CORRELATING_KINDS: ReadonlySet<EntityKind> = new Set<EntityKind>(['ip', 'host', 'account']);
@@ -157,6 +158,8 @@ export interface CorrelationSettings {
   /** Multi-stage when a later phase follows an earlier one on the same entity (by detectedAt). */
   readonly progression: boolean;
   readonly nonCorrelating: NonCorrelatingList;
+  /** The policy's `directory` section compiled; undefined (the usual tenant) when it maps nothing: then no alias is derived. */
+  readonly directory?: AccountDirectory;
 }
 
 /** Compiles a policy's correlation settings (callers cache per policy object). */
@@ -169,19 +172,26 @@ export function compileCorrelationSettings(policy: TenantPolicy): CorrelationSet
     distinctPhases: c.escalateWhen.distinctPhases,
     progression: c.escalateWhen.progression,
     nonCorrelating: new NonCorrelatingList(policy.network.nonCorrelating),
+    directory: compileAccountDirectory(policy.directory),
   };
 }
 
 /**
  * What the pipeline must look up for a case: the keys and alt keys of its ip,
  * host and account entities minus the non-correlating ones (reported in
- * `ignored` with why), the window and this case's own phases.
+ * `ignored` with why), the window and this case's own phases. With a policy
+ * `directory`, an account's alias keys (`accountAliasKeys`) count as alt keys: they
+ * are looked up and stored like its own, and a non-correlating entry matches an
+ * account through them too (`account:svc-scan@contoso.com` also stops `CONTOSO\svc-scan`).
  */
 export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[], settings: CorrelationSettings): CorrelationPlan {
   const keys = new Set<string>();
   const ignored: { key: string; why: string }[] = [];
-  for (const e of c.entities) {
-    if (!CORRELATING_KINDS.has(e.kind)) continue;
+  const dir = settings.directory;
+  for (const entity of c.entities) {
+    if (!CORRELATING_KINDS.has(entity.kind)) continue;
+    // Only a tenant with a directory pays for aliases; for the others the entity is used as is (nothing allocated).
+    const e = dir !== undefined && entity.kind === 'account' ? withAliasKeys(entity, dir) : entity;
     const why = builtinNonCorrelating(e) ?? settings.nonCorrelating.why(e);
     if (why) {
       ignored.push({ key: e.key, why });
@@ -245,4 +255,183 @@ export function relatedQuery(c: Pick<Case, 'tenantId' | 'caseId' | 'detectedAt'>
     excludeCaseId: c.caseId,
     limitPerKey: plan.infrastructureThreshold + 1,
   };
+}
+
+/**
+ * A tenant's `directory` section compiled: which UPN suffixes a NetBIOS domain has and which domain a suffix
+ * belongs to, all lower-case as account keys spell them (`account:contoso\alice`, `account:alice@contoso.com`).
+ */
+export interface AccountDirectory {
+  /** NetBIOS domain → its UPN suffixes, in policy order. */
+  readonly suffixesOf: ReadonlyMap<string, readonly string[]>;
+  /** UPN suffix → its NetBIOS domain. */
+  readonly domainOf: ReadonlyMap<string, string>;
+}
+
+/** Compiles a policy's `directory` section; undefined when it maps nothing, so a tenant without one pays nothing. */
+export function compileAccountDirectory(directory: TenantPolicy['directory']): AccountDirectory | undefined {
+  if (directory === undefined || directory.domains.length === 0) return undefined;
+  const suffixesOf = new Map<string, readonly string[]>();
+  const domainOf = new Map<string, string>();
+  for (const d of directory.domains) {
+    // The schema lower-cases and refuses ambiguity; lower-cased again (first entry wins) for a policy built in code.
+    const domain = d.netbios.toLowerCase();
+    const suffixes = d.upnSuffixes.map((s) => s.toLowerCase());
+    if (!suffixesOf.has(domain)) suffixesOf.set(domain, suffixes);
+    for (const s of suffixes) if (!domainOf.has(s)) domainOf.set(s, domain);
+  }
+  return { suffixesOf, domainOf };
+}
+
+/** The two spellings of an account that an alias translates between. */
+type AccountForm =
+  | { readonly form: 'nt'; readonly domain: string; readonly name: string }
+  | { readonly form: 'upn'; readonly name: string; readonly suffix: string };
+
+const ACCOUNT_PREFIX = 'account:';
+/** Account key values that are identifiers, not names: never aliased. */
+const ID_ACCOUNT_PREFIXES = ['aad:', 'sid:'];
+/** An account key too long to keep verbatim (`makeKey` in `shared/model/entities.ts`): its spelling cannot be read. */
+const HASHED_ACCOUNT_PREFIX = 'account:~sha256:';
+
+/**
+ * The spelling of an account key: `account:<ntdomain>\<name>` or `account:<name>@<suffix>` (as `shared/model/entities.ts`
+ * builds them), else undefined: a bare `account:<name>` ("administrator" exists everywhere), an object id or SID.
+ */
+function accountFormOf(key: string): AccountForm | undefined {
+  if (!key.startsWith(ACCOUNT_PREFIX)) return undefined;
+  const v = key.slice(ACCOUNT_PREFIX.length);
+  for (const p of ID_ACCOUNT_PREFIXES) if (v.startsWith(p)) return undefined;
+  const slash = v.indexOf('\\');
+  if (slash >= 0) {
+    const name = v.slice(slash + 1);
+    // `a\b\c` (a domain field that held a backslash) or a name with `@` is no plain NT spelling: no alias from it.
+    return slash > 0 && name.length > 0 && !name.includes('\\') && !name.includes('@')
+      ? { form: 'nt', domain: v.slice(0, slash), name }
+      : undefined;
+  }
+  const at = v.indexOf('@');
+  return at > 0 && at === v.lastIndexOf('@') && at < v.length - 1
+    ? { form: 'upn', name: v.slice(0, at), suffix: v.slice(at + 1) }
+    : undefined;
+}
+
+/**
+ * The alias keys the tenant's directory gives an account entity (its own keys left out), in derivation order:
+ * - known in NT form only (`account:contoso\alice`, no UPN key): `account:alice@<suffix>` for EVERY UPN suffix of
+ *   its domain. All, not the first only: the opposite direction below maps every listed suffix back to the domain,
+ *   so this keeps the relation symmetric: `CONTOSO\alice` links with `alice@contoso.onmicrosoft.com` whichever
+ *   arrived first and even when that case was stored before the policy had a directory, and a link made through
+ *   the directory always shows up under one of the case's own alias keys (which is how `noteDirectoryAliases`
+ *   can say so). The price is one key (one store row) per suffix, at most 20 (schema bound), usually one or two;
+ * - known by UPN only (`account:alice@contoso.com`, no NT key): `account:<domain>\alice` for the domain of its suffix.
+ * An account that carries both spellings gets nothing (the alert's own NT domain wins over one derived from a
+ * suffix), nor does one with a hashed key (its spelling cannot be read), a bare name, an object id or a SID.
+ */
+export function accountAliasKeys(e: Entity, dir: AccountDirectory): string[] {
+  if (e.kind !== 'account') return [];
+  const forms: AccountForm[] = [];
+  let hasNt = false;
+  let hasUpn = false;
+  for (let i = -1; i < e.altKeys.length; i++) {
+    const key = i < 0 ? e.key : (e.altKeys[i] as string);
+    // A hashed key may be the UPN or the NT spelling: an alias could contradict it.
+    if (key.startsWith(HASHED_ACCOUNT_PREFIX)) return [];
+    const f = accountFormOf(key);
+    if (f === undefined) continue;
+    forms.push(f);
+    if (f.form === 'nt') hasNt = true;
+    else hasUpn = true;
+  }
+  const out: string[] = [];
+  const add = (value: string): void => {
+    // A longer value would be keyed by its hash on the other side (`makeKey`): no real account name is that long.
+    if (value.length > MAX_KEY_VALUE_CHARS) return;
+    const k = `${ACCOUNT_PREFIX}${value}`;
+    if (!out.includes(k)) out.push(k);
+  };
+  for (const f of forms) {
+    switch (f.form) {
+      case 'nt':
+        if (!hasUpn) for (const s of dir.suffixesOf.get(f.domain) ?? []) add(`${f.name}@${s}`);
+        break;
+      case 'upn': {
+        const domain = hasNt ? undefined : dir.domainOf.get(f.suffix);
+        if (domain !== undefined) add(`${domain}\\${f.name}`);
+        break;
+      }
+      default: {
+        const never: never = f;
+        return never;
+      }
+    }
+  }
+  return out;
+}
+
+/** The entity with its alias keys appended to its alt keys, or the entity itself when it gets none. */
+function withAliasKeys(e: Entity, dir: AccountDirectory): Entity {
+  const aliases = accountAliasKeys(e, dir);
+  return aliases.length === 0 ? e : { ...e, altKeys: [...e.altKeys, ...aliases] };
+}
+
+/**
+ * The case as correlation sees it under a directory: each account entity with its alias keys among its alt keys,
+ * so `correlateCase` counts rows found through an alias as rows of that entity (as `buildCorrelationPlan` put the
+ * aliases in the plan). The case itself when there is no directory or no alias applies; never changes `c`.
+ */
+export function withAccountAliases(c: Case, dir: AccountDirectory | undefined): Case {
+  if (dir === undefined) return c;
+  let entities: Entity[] | undefined;
+  for (let i = 0; i < c.entities.length; i++) {
+    const e = c.entities[i] as Entity;
+    if (e.kind !== 'account') continue;
+    const aliased = withAliasKeys(e, dir);
+    if (aliased === e) continue;
+    entities ??= c.entities.slice();
+    entities[i] = aliased;
+  }
+  return entities === undefined ? c : { ...c, entities };
+}
+
+/** Alias keys named in a verdict's detail; more are counted. */
+const MAX_LISTED_ALIASES = 3;
+
+/**
+ * The verdict with its detail saying which directory aliases linked it: every alias key of this case's accounts
+ * under which a related case (of `verdict.relatedCaseIds`, on an entity not ignored) was found, as
+ * `through directory alias account:alice@contoso.com for account:contoso\alice`. The verdict itself when none did.
+ * Because aliases are symmetric (see `accountAliasKeys`), a link that exists only thanks to the directory is
+ * always found under an alias key of this case too; a case that shares a natural key as well may be named too,
+ * which is still true of it.
+ */
+export function noteDirectoryAliases(
+  verdict: KillChainVerdict,
+  c: Case,
+  sightings: readonly EntitySighting[],
+  dir: AccountDirectory,
+): KillChainVerdict {
+  if (verdict.relatedCaseIds.length === 0 || verdict.detail === undefined) return verdict;
+  // alias key → the key of the entity it is an alias of
+  const aliasOf = new Map<string, string>();
+  for (const e of c.entities) {
+    if (e.kind !== 'account' || verdict.ignoredEntities.some((i) => i.key === e.key)) continue;
+    for (const a of accountAliasKeys(e, dir)) if (!aliasOf.has(a)) aliasOf.set(a, e.key);
+  }
+  // An alias that is also a key of one of the case's entities (both spellings as two entities) linked nothing new.
+  for (const e of c.entities) {
+    aliasOf.delete(e.key);
+    for (const k of e.altKeys) aliasOf.delete(k);
+  }
+  if (aliasOf.size === 0) return verdict;
+  const related = new Set(verdict.relatedCaseIds);
+  const used: string[] = [];
+  for (const s of sightings) {
+    if (s.caseId === c.caseId || !related.has(s.caseId) || !aliasOf.has(s.entityKey) || used.includes(s.entityKey)) continue;
+    used.push(s.entityKey);
+  }
+  if (used.length === 0) return verdict;
+  const shown = used.slice(0, MAX_LISTED_ALIASES).map((a) => `${a} for ${aliasOf.get(a)}`);
+  const more = used.length > MAX_LISTED_ALIASES ? `, +${used.length - MAX_LISTED_ALIASES} more` : '';
+  return { ...verdict, detail: `${verdict.detail}; through directory alias ${shown.join(', ')}${more}` };
 }

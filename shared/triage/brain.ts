@@ -10,7 +10,7 @@ import type { PlaybookContext, ReportContext } from '../../playbooks/types';
 import type { ResolvedPolicy } from '../config/policy';
 import { correlateCase } from '../correlation/correlate';
 import { casePhases } from '../correlation/killchain';
-import { buildCorrelationPlan } from '../correlation/plan';
+import { buildCorrelationPlan, noteDirectoryAliases, withAccountAliases } from '../correlation/plan';
 import type { Case, Evidence, KillChainVerdict } from '../model/domain';
 import { isoString, parseInstant } from '../model/instant';
 import type { Brain, Classification, CorrelationPlan, Scored } from '../pipeline/brain';
@@ -56,7 +56,12 @@ export function createBrain(options: BrainOptions = {}): Brain {
       saturated?: readonly string[],
     ): KillChainVerdict {
       const p = compilePolicy(rp.policy);
-      return correlateCase(c, plan, sightings, p.correlation, p.killChain, saturated);
+      const dir = p.correlation.directory;
+      // Most tenants have no directory: the case is correlated as is, nothing allocated.
+      if (dir === undefined) return correlateCase(c, plan, sightings, p.correlation, p.killChain, saturated);
+      // The plan holds the accounts' alias keys: the entities must carry them too for their rows to count.
+      const verdict = correlateCase(withAccountAliases(c, dir), plan, sightings, p.correlation, p.killChain, saturated);
+      return noteDirectoryAliases(verdict, c, sightings, dir);
     },
 
     score(c: Case, cls: Classification, verdict: KillChainVerdict, evidence: readonly Evidence[], rp: ResolvedPolicy): Scored {

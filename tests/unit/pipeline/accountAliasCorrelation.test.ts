@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { PolicyRegistry, parsePolicy } from '../../../shared/config/policy';
+import { silentLogger } from '../../../shared/log';
+import { OutboxDispatcher } from '../../../shared/notify/outbox';
+import { Pipeline } from '../../../shared/pipeline/pipeline';
+import { openSqliteStore } from '../../../shared/store/sqlite';
+import { createBrain } from '../../../shared/triage/brain';
+import { ROOT } from '../../helpers/cli';
+
+const shippedPolicyText = readFileSync(join(ROOT, 'policies', 'contoso.yaml'), 'utf8');
+/** A SecurityAlert row of the Contoso workspace to build the two alerts from. */
+const template = JSON.parse(readFileSync(join(ROOT, 'examples', 'attack-chain.ndjson'), 'utf8').split('\n')[0] as string) as Record<
+  string,
+  unknown
+>;
+const alerts = { kind: 'alerts' as const, source: 'test' };
+
+function setup(policies: PolicyRegistry) {
+  const store = openSqliteStore({ file: ':memory:' });
+  const pipeline = new Pipeline({
+    store,
+    policies,
+    brain: createBrain(),
+    log: silentLogger,
+    dispatcher: new OutboxDispatcher(store, { send: async () => undefined }, silentLogger),
+    backoffMs: 1,
+  });
+  return { store, pipeline };
+}
+
+/** A SecurityAlert row: one detection at `at` with the given entities (no other field shared with the other alert). */
+function row(id: string, name: string, at: string, tactics: string, entities: readonly Record<string, unknown>[]): string {
+  return JSON.stringify({
+    ...template,
+    SystemAlertId: id,
+    _ItemId: id,
+    DisplayName: name,
+    AlertName: name,
+    Description: name,
+    ExtendedProperties: JSON.stringify({ 'Analytic Rule Name': name, 'Event Grouping': 'SingleAlert' }),
+    TimeGenerated: at,
+    StartTime: at,
+    EndTime: at,
+    ProcessingEndTime: at,
+    CompromisedEntity: '',
+    Tactics: tactics,
+    Techniques: '[]',
+    Entities: JSON.stringify(entities.map((e, i) => ({ $id: String(i + 2), ...e }))),
+  });
+}
+
+/** A Windows security event alert: the account as CONTOSO\alice, on a workstation. */
+const windowsAlert = row(
+  'b2000000-0000-4000-8000-000000000001',
+  'Suspicious logon on workstation',
+  '2026-11-21T01:05:00.000Z',
+  'CredentialAccess',
+  [
+    { Type: 'account', Name: 'alice', NTDomain: 'CONTOSO' },
+    { Type: 'host', HostName: 'ws-017', DnsDomain: 'corp.contoso.example' },
+  ],
+);
+/** An Entra ID sign-in alert an hour later: the account as alice@contoso.com, from an external address. */
+const signInAlert = row('b2000000-0000-4000-8000-000000000002', 'Anomalous sign-in', '2026-11-21T02:05:00.000Z', 'InitialAccess', [
+  { Type: 'account', Name: 'alice', UPNSuffix: 'contoso.com' },
+  { Type: 'ip', Address: '198.51.100.9' },
+]);
+
+describe('pipeline correlation of one account spelt two ways', () => {
+  it('relates CONTOSO\\alice and a later alice@contoso.com sign-in when the directory maps CONTOSO to contoso.com, and not without it', async () => {
+    const policyText = `${shippedPolicyText.trimEnd()}\ndirectory:\n  domains:\n    - { netbios: CONTOSO, upnSuffixes: [contoso.com] }\n`;
+    const mapped = setup(new PolicyRegistry([{ policy: parsePolicy(policyText, 'contoso.yaml'), file: 'contoso.yaml' }]));
+    const shipped = setup(PolicyRegistry.fromDirectory(join(ROOT, 'policies')));
+
+    const first = await mapped.pipeline.ingestText(windowsAlert, alerts);
+    const second = await mapped.pipeline.ingestText(signInAlert, alerts);
+    const firstUnmapped = await shipped.pipeline.ingestText(windowsAlert, alerts);
+    const secondUnmapped = await shipped.pipeline.ingestText(signInAlert, alerts);
+
+    const firstId = first.items[0]?.caseId as string;
+    expect([first, second, firstUnmapped, secondUnmapped].map((o) => o.items[0]?.status)).toEqual([
+      'triaged',
+      'triaged',
+      'triaged',
+      'triaged',
+    ]);
+    expect(second.items[0]?.result?.killChain.relatedCaseIds).toEqual([firstId]);
+    expect(second.items[0]?.result?.killChain.detail).toContain(
+      'through directory alias account:contoso\\alice for account:alice@contoso.com',
+    );
+    // The shipped policy has no directory: the two spellings share no key.
+    expect(secondUnmapped.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
+  });
+});
