@@ -221,11 +221,12 @@ export interface TriageResult {
    */
   readonly notifiedSeverity?: Severity;
   /**
-   * Every revision that planned notifications, with the severity they announce, oldest first. A
-   * revision whose entries were all abandoned (retries exhausted) announced nothing: a later revision
-   * is planned against the others (notify/plan.ts announcedSoFar). Absent in results written before it.
+   * Every revision that planned notifications, with the severity they announce and how many entries
+   * it planned (`entries`, absent where written before it was kept), oldest first. A revision whose
+   * entries were all abandoned (retries exhausted) announced nothing: a later revision is planned against
+   * the others (notify/plan.ts announcedSoFar). Absent in results written before it.
    */
-  readonly notifiedRevisions?: readonly { readonly revision: number; readonly severity: Severity }[];
+  readonly notifiedRevisions?: readonly { readonly revision: number; readonly severity: Severity; readonly entries?: number }[];
   /** Whether the tenant had a policy file or the documented defaults applied. */
   readonly policy: { readonly source: 'tenant' | 'default'; readonly name?: string };
   readonly steps: readonly StepRecord[];

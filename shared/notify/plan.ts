@@ -64,6 +64,13 @@ export function notificationKey(p: {
 export interface NotifiedRevision {
   readonly revision: number;
   readonly severity: Severity;
+  /**
+   * How many outbox entries it planned (absent in results written before it was kept). Only when every
+   * one of them is listed as abandoned was nobody told: on Cosmos an entry's TTL runs from its last mark,
+   * so an entry sent at once expires before a sibling abandoned an hour later, and the abandoned one
+   * listed alone says nothing of the others.
+   */
+  readonly entries?: number;
 }
 
 /** What a case's earlier revisions announced (announcedSoFar). */
@@ -79,36 +86,44 @@ export interface Announced {
 /**
  * What the case has announced so far, from its notifying revisions (`history`) and its outbox entries.
  * A revision counts unless every one of its entries listed is abandoned (`failed`: retries exhausted,
- * or its text lost); one entry sent or pending is enough (someone was, or will be, told). A revision
- * with no entry listed counts too: its entries may have outlived their retention (Cosmos TTL), and
- * only an abandoned entry shows nobody was told. An entry of a revision `history` does not name (a
- * result written before the history was kept) counts as announcing the highest severity in `history`,
- * what such results assumed. Pure.
+ * or its text lost) and, when it says how many it planned (`entries`), all of them are listed; one
+ * entry sent or pending is enough (someone was, or will be, told). A revision with fewer entries listed
+ * counts too: the others may have outlived their retention (Cosmos TTL), and only an abandoned entry
+ * shows nobody was told. An entry of a revision `history` does not name (a result written before the
+ * history was kept) counts as announcing the severity of the first revision `history` names after it:
+ * that result's `notifiedSeverity`, the highest announced then, what such results assumed; not a level a
+ * later revision planned, or an escalation abandoned since would count as announced for ever. Pure.
  */
 export function announcedSoFar(
   history: readonly NotifiedRevision[],
   records: readonly Pick<NotificationRecord, 'revision' | 'kind' | 'status'>[],
 ): Announced {
-  const listed = new Set<number>();
+  const failed = new Map<number, number>();
   const live = new Set<number>();
   let firstReportKeyed = false;
   for (const r of records) {
-    listed.add(r.revision);
-    if (r.status !== 'failed') live.add(r.revision);
+    if (r.status === 'failed') failed.set(r.revision, (failed.get(r.revision) ?? 0) + 1);
+    else live.add(r.revision);
     if (r.kind === 'first-report') firstReportKeyed = true;
   }
   const named = new Set(history.map((h) => h.revision));
+  const gone = (h: NotifiedRevision): boolean => !live.has(h.revision) && (failed.get(h.revision) ?? 0) >= Math.max(1, h.entries ?? 1);
   let severity: Severity | undefined;
   let planned: Severity | undefined;
   const raise = (s: Severity | undefined, by: Severity): Severity => (s === undefined || compareSeverity(by, s) > 0 ? by : s);
   for (const h of history) {
     planned = raise(planned, h.severity);
-    if (live.has(h.revision) || !listed.has(h.revision)) severity = raise(severity, h.severity);
+    if (!gone(h)) severity = raise(severity, h.severity);
   }
-  if (planned !== undefined && [...live].some((r) => !named.has(r))) severity = raise(severity, planned);
+  for (const r of live) {
+    if (named.has(r)) continue;
+    // The first revision named after it (the history is oldest first); failing that, the highest named.
+    const after = history.find((h) => h.revision > r)?.severity ?? planned;
+    if (after !== undefined) severity = raise(severity, after);
+  }
   let abandoned: NotifiedRevision | undefined;
   for (const h of history) {
-    if (live.has(h.revision) || !listed.has(h.revision)) continue;
+    if (!gone(h)) continue;
     if (severity !== undefined && compareSeverity(h.severity, severity) <= 0) continue;
     if (abandoned === undefined || compareSeverity(h.severity, abandoned.severity) >= 0) abandoned = h;
   }

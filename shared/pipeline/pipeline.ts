@@ -566,7 +566,7 @@ export class Pipeline {
       // Planned entries announce this revision's severity (a first report, or an escalation above the last).
       ...(outbox.length > 0 ? { notifiedSeverity: scored.severity } : previouslyNotified ? { notifiedSeverity: previouslyNotified } : {}),
       ...(outbox.length > 0
-        ? { notifiedRevisions: [...history, { revision, severity: scored.severity }] }
+        ? { notifiedRevisions: [...history, { revision, severity: scored.severity, entries: outbox.length }] }
         : history.length > 0
           ? { notifiedRevisions: history }
           : {}),

@@ -48,8 +48,34 @@ describe('what a case has announced so far', () => {
     expect(announcedSoFar([{ revision: 2, severity: 'high' }], []).severity).toBe('high');
   });
 
-  it('counts an entry of a revision the history does not name at the highest level in the history (results from before it)', () => {
+  it('counts an entry of a revision the history does not name at the level of the revision it names next (results from before it)', () => {
     expect(announcedSoFar([{ revision: 3, severity: 'high' }], [entry(1, 'sent'), entry(3, 'failed', 'escalation')]).severity).toBe('high');
+  });
+
+  it('counts such an entry at most at the level the history first names after it, so a later escalation abandoned still counts as abandoned', () => {
+    // r1 (medium) and r2 (high) were announced before the history was kept (r2 stands for both); r3's critical escalation was abandoned
+    const history = [
+      { revision: 2, severity: 'high' as const },
+      { revision: 3, severity: 'critical' as const, entries: 1 },
+    ];
+
+    const out = announcedSoFar(history, [entry(1, 'sent'), entry(2, 'sent', 'escalation'), entry(3, 'failed', 'escalation')]);
+
+    expect(out.severity).toBe('high');
+    expect(out.abandoned).toEqual({ revision: 3, severity: 'critical', entries: 1 });
+  });
+
+  it('counts a revision some of whose entries are no longer listed, even when those still listed were abandoned', () => {
+    // Cosmos counts an entry's TTL from its last mark: an entry sent at once expires before a sibling abandoned an hour later
+    const history = [{ revision: 1, severity: 'medium' as const, entries: 2 }];
+
+    const siblingGone = announcedSoFar(history, [entry(1, 'failed')]);
+    const bothAbandoned = announcedSoFar(history, [entry(1, 'failed'), entry(1, 'failed')]);
+
+    expect(siblingGone.severity).toBe('medium');
+    expect(siblingGone.abandoned).toBeUndefined();
+    expect(bothAbandoned.severity).toBeUndefined();
+    expect(bothAbandoned.abandoned).toEqual({ revision: 1, severity: 'medium', entries: 2 });
   });
 });
 

@@ -134,10 +134,35 @@ describe('a revision after an abandoned notification', () => {
     expect(escalated.every((n) => n.kind === 'escalation' && n.key.endsWith('|r4'))).toBe(true);
     expect(up.items[0]?.result?.steps.find((s) => s.step === 'notify')?.detail).toMatch(/again: the high notification of r2 was abandoned/);
     expect(up.items[0]?.result?.notifiedRevisions).toEqual([
-      { revision: 1, severity: 'medium' },
-      { revision: 2, severity: 'high' },
-      { revision: 4, severity: 'high' },
+      { revision: 1, severity: 'medium', entries: 3 },
+      { revision: 2, severity: 'high', entries: escalated.length },
+      { revision: 4, severity: 'high', entries: escalated.length },
     ]);
+  });
+
+  it('escalates again after an abandoned escalation on a case whose earlier notifications predate the history', async () => {
+    // Arrange: r1 low and r2 medium are announced; their result is rewritten as written before notifiedRevisions existed;
+    // then r3's high escalation fails and is abandoned
+    const { store, pipeline, sent } = setup((n) => n.kind === 'escalation' && n.revision === 3);
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Low'), http);
+    await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.000Z', 'Medium'), http);
+    const stored = await store.getCase(TENANT, NAME);
+    if (!stored) throw new Error('r2 not stored');
+    const { notifiedRevisions: _kept, ...legacy } = stored.result;
+    await store.putCase({ ...stored, result: legacy }, [], stored.etag);
+    await pipeline.ingest(incident('Update', '2026-11-20T01:06:00.000Z', 'High'), http);
+    const before = sent.length;
+
+    // Act: high again
+    const up = await pipeline.ingest(incident('Update', '2026-11-20T01:07:00.000Z', 'High'), http);
+
+    // Assert: the high escalation nobody received is made again, by r4
+    expect(stored.result.notifiedRevisions).toBeDefined();
+    expect(up.items[0]?.status).toBe('revised');
+    const escalated = sent.slice(before);
+    expect(escalated.length).toBeGreaterThan(0);
+    expect(escalated.every((n) => n.kind === 'escalation' && n.revision === 4)).toBe(true);
+    expect(up.items[0]?.result?.notifiedSeverity).toBe('high');
   });
 
   it('reads no outbox entry to plan a new case, and the outbox of the case once to plan a revision', async () => {

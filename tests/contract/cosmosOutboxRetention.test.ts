@@ -1,0 +1,108 @@
+/**
+ * Retention on Cosmos DB counts an outbox entry's TTL from its last write, and markNotification writes it:
+ * an entry sent at once expires before a sibling of the same revision abandoned an hour later. In between,
+ * the case's outbox lists only the abandoned one; that must not read as "nobody was told". The stand-in has
+ * no TTL expiry, so the expiry is done as Cosmos does it: the sent entries' documents are deleted.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CosmosClient } from '@azure/cosmos';
+import { PolicyRegistry } from '../../shared/config/policy';
+import { silentLogger } from '../../shared/log';
+import { type ChannelSender, OUTBOX_RETRY, OutboxDispatcher } from '../../shared/notify/outbox';
+import { Pipeline } from '../../shared/pipeline/pipeline';
+import { openCosmosStore } from '../../shared/store/cosmos';
+import type { NotificationRecord } from '../../shared/store/port';
+import { createBrain } from '../../shared/triage/brain';
+import { ROOT, SAMPLES } from '../helpers/cli';
+import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
+
+const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
+const NAME = '11111111-2222-4333-8444-555555555555';
+const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
+const http = { kind: 'incident' as const, source: 'test' };
+
+/** An incident with no rule code, so its severity follows the provider's. */
+function incident(event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string): unknown {
+  const d = JSON.parse(incidentText) as {
+    objectEventType: string;
+    object: { id: string; name: string; properties: Record<string, unknown> };
+  };
+  d.objectEventType = event;
+  d.object.name = NAME;
+  d.object.id = `${d.object.id.slice(0, d.object.id.lastIndexOf('/'))}/${NAME}`;
+  Object.assign(d.object.properties, {
+    title: 'Unusual thing seen',
+    description: 'no code',
+    relatedAnalyticRuleIds: [],
+    alerts: [],
+    additionalData: {},
+    createdTimeUtc: '2026-11-20T01:00:00.000Z',
+    lastModifiedTimeUtc,
+    severity,
+    status: 'Active',
+  });
+  return d;
+}
+
+describe('a revision of a case whose sent notifications outlived their retention on Cosmos DB', () => {
+  let server: CosmosTestServer;
+  beforeAll(async () => {
+    server = await startCosmosServer();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('does not announce again what was sent, when only an abandoned sibling is still listed', async () => {
+    // Arrange: r1's first send fails and is abandoned (one attempt per entry), the others are sent
+    const database = 'outbox-retention';
+    const store = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
+    const sent: NotificationRecord[] = [];
+    let sends = 0;
+    const channel: ChannelSender = {
+      send: async (n) => {
+        if (sends++ === 0) throw new Error('channel down');
+        sent.push(n);
+      },
+    };
+    const dispatcher = new OutboxDispatcher(store, channel, silentLogger, undefined, { retry: { ...OUTBOX_RETRY, maxAttempts: 1 } });
+    const pipeline = new Pipeline({
+      store,
+      policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
+      brain: createBrain(),
+      log: silentLogger,
+      dispatcher,
+      backoffMs: 1,
+    });
+    await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
+    const told = sent.length;
+    // The sent entries' TTL ran from their `sent` mark, before the abandoned one's: they expire first.
+    const client = new CosmosClient({ endpoint: server.endpoint, key: server.key, connectionPolicy: { enableEndpointDiscovery: false } });
+    const cases = client.database(database).container('cases');
+    const { resources: expired } = await cases.items
+      .query<{ id: string }>(
+        {
+          query: "SELECT c.id FROM c WHERE c.docType = 'outbox' AND c.status = 'sent' AND c.caseId = @caseId",
+          parameters: [{ name: '@caseId', value: NAME }],
+        },
+        { partitionKey: TENANT },
+      )
+      .fetchAll();
+    for (const d of expired) await cases.item(d.id, TENANT).delete();
+    client.dispose();
+    const listed = await store.listNotifications({ tenantId: TENANT, caseId: NAME });
+
+    // Act: the incident updated at the same severity
+    const revised = await pipeline.ingest(incident('Update', '2026-11-20T01:05:00.000Z', 'Medium'), http);
+    await store.close();
+
+    // Assert: those told are not told again
+    expect(told).toBeGreaterThan(0);
+    expect(expired).toHaveLength(told);
+    expect(listed.map((n) => n.status)).toEqual(['failed']);
+    expect(revised.items[0]?.status).toBe('revised');
+    expect(sent).toHaveLength(told);
+    expect(revised.items[0]?.result?.steps.find((s) => s.step === 'notify')?.detail).toBe('0 notification(s) queued');
+  });
+});
