@@ -113,28 +113,45 @@ function keysHint(o: Record<string, unknown>): string {
 }
 
 const SECURITY_ALERT_TABLE_LOWER = SECURITY_ALERT_TABLE.toLowerCase();
+/** A Log Analytics table name (`SigninLogs`, `MyTable_CL`): what `Type` holds in a row of another table. */
+const TABLE_NAME_RE = /^[A-Za-z][A-Za-z0-9_]*$/;
+
+/**
+ * `Type` as compared with the table name: compatibility forms folded (NFKC: full-width letters), every
+ * invisible character dropped (white space, controls such as NUL, format characters such as a zero-width
+ * space, a soft hyphen or a BOM), and lower-cased with both Turkish i's as `i` (a .NET forwarder upper-casing
+ * in a Turkish culture writes `SECURİTYALERT`). None of these makes another table.
+ */
+function foldType(type: string): string {
+  return type
+    .normalize('NFKC')
+    .replace(/[\s\p{Cc}\p{Cf}]/gu, '')
+    .replace(/[İı]/g, 'i')
+    .toLowerCase();
+}
 
 /**
  * What a row whose string `Type` is not exactly SECURITY_ALERT_TABLE is: called only after that
  * comparison failed, so the common row pays nothing. `undefined` means "read it as a SecurityAlert row":
- * a forwarder that changed the case or padded the name (`"securityalert"`, `" SecurityAlert "`) still sent
- * the SecurityAlert table, and ignoring it lost the alert (ignored items are not parked). The row reader
+ * a forwarder that changed the case, the width or the Turkish i's of the name, or padded it with white space
+ * or invisible characters (`"securityalert"`, `" SecurityAlert "`, `"SecurityAlert\u200b"`), still sent the
+ * SecurityAlert table, and ignoring it lost the alert (ignored items are not parked). The row reader
  * accepts any `Type` text and leaves it out of the case, so such a row triages (and fingerprints) exactly as
- * `"SecurityAlert"`. An empty or blank `Type` names no table: refused at its path, never ignored.
+ * `"SecurityAlert"`. An empty or blank `Type` (invisible characters only) names no table: refused at its path,
+ * never ignored. Only a `Type` that is a table name (`SigninLogs`) is another table, ignored; any other text
+ * (`"\"SecurityAlert\""`, `"SecurityAlert."`) names no table either and is refused, so a mangled name parks the
+ * alert instead of losing it.
  * A `Type` that is not a string never reaches here: null is read as an absent column (as every nullable
  * column is; the row triages), and any other JSON type is refused by the row schema at `….Type`
  * ("expected string"); both keep the alert, so neither is changed.
  */
 function typeOtherThanSecurityAlert(type: string, path: string, raw: unknown): Work | undefined {
-  const t = type.trim();
-  if (t === '')
-    return {
-      t: 'reject',
-      path,
-      issues: [{ path: childPath(path, 'Type'), reason: 'Type is empty: expected a Log Analytics table name' }],
-      raw,
-    };
-  if (t.length === SECURITY_ALERT_TABLE_LOWER.length && t.toLowerCase() === SECURITY_ALERT_TABLE_LOWER) return undefined;
+  const t = foldType(type);
+  const refuse = (reason: string): Work => ({ t: 'reject', path, issues: [{ path: childPath(path, 'Type'), reason }], raw });
+  if (t === '') return refuse('Type is empty: expected a Log Analytics table name');
+  if (t === SECURITY_ALERT_TABLE_LOWER) return undefined;
+  if (!TABLE_NAME_RE.test(type.trim()))
+    return refuse(`Type ${JSON.stringify(type.slice(0, 80))} is not a Log Analytics table name (expected ${SECURITY_ALERT_TABLE})`);
   return { t: 'ignore', path, reason: `record of table ${JSON.stringify(type.slice(0, 80))} is not a SecurityAlert` };
 }
 
@@ -201,7 +218,8 @@ function expandItem(item: unknown, path: string, opts: ExpandOptions, out: Work[
   if (looksLikeRow(v)) {
     const type = v.Type;
     if (typeof type === 'string' && type !== SECURITY_ALERT_TABLE) {
-      const other = typeOtherThanSecurityAlert(type, path, item);
+      // The decoded event, as a read refusal keeps it: its tenant is guessed from it (a JSON string tells none).
+      const other = typeOtherThanSecurityAlert(type, path, v);
       if (other) {
         out.push(other);
         return;

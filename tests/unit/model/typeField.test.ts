@@ -35,18 +35,27 @@ const SHAPES = [
 ] as const;
 
 describe.each(SHAPES)('the Type of a SecurityAlert row (%s)', (shape, rowPath) => {
-  it.each(['securityalert', 'SECURITYALERT', ' SecurityAlert ', 'SecurityAlert\t', '\u00a0securityAlert\n'])(
-    'reads Type %j as the SecurityAlert table, triaged exactly like "SecurityAlert" (same case, same fingerprint)',
-    (type) => {
-      const expected = caseOf(deliver(shape, 'SecurityAlert'));
+  it.each([
+    'securityalert',
+    'SECURITYALERT',
+    ' SecurityAlert ',
+    'SecurityAlert\t',
+    '\u00a0securityAlert\n',
+    // Invisible characters, full width and a Turkish-culture upper-casing: each was ignored, the alert lost.
+    'SecurityAlert\u200b',
+    'SecurityAlert\u0000',
+    'Security\u00adAlert',
+    '\uff33\uff45\uff43\uff55\uff52\uff49\uff54\uff59\uff21\uff4c\uff45\uff52\uff54',
+    'SECURİTYALERT',
+  ])('reads Type %j as the SecurityAlert table, triaged exactly like "SecurityAlert" (same case, same fingerprint)', (type) => {
+    const expected = caseOf(deliver(shape, 'SecurityAlert'));
 
-      const out = deliver(shape, type);
+    const out = deliver(shape, type);
 
-      expect(caseOf(out)).toEqual(expected);
-    },
-  );
+    expect(caseOf(out)).toEqual(expected);
+  });
 
-  it.each(['', ' ', '\t\n', '\u00a0'])(
+  it.each(['', ' ', '\t\n', '\u00a0', '\u200b', '\u0000'])(
     'refuses a row whose Type %j is empty, at the path of its Type member, instead of ignoring it',
     (type) => {
       const out = deliver(shape, type);
@@ -80,10 +89,23 @@ describe.each(SHAPES)('the Type of a SecurityAlert row (%s)', (shape, rowPath) =
     expect(caseOf(out)).toEqual(expected);
   });
 
-  it('still ignores a row of another table ("SigninLogs"), naming the table', () => {
-    const out = deliver(shape, 'SigninLogs');
+  it.each(['"SecurityAlert"', 'SecurityAlert.', 'Security-Alert'])(
+    'refuses a row whose Type %j names no table at all, at the path of its Type member, instead of ignoring it',
+    (type) => {
+      const out = deliver(shape, type);
 
-    expect(out).toEqual({ status: 'ignored', path: rowPath, reason: 'record of table "SigninLogs" is not a SecurityAlert' });
+      expect(out.status).toBe('rejected');
+      if (out.status !== 'rejected') return;
+      expect(out.error.issues).toEqual([
+        { path: `${rowPath}.Type`, reason: `Type ${JSON.stringify(type)} is not a Log Analytics table name (expected SecurityAlert)` },
+      ]);
+    },
+  );
+
+  it.each(['SigninLogs', 'SecurityAlert_CL'])('still ignores a row of another table (%j), naming the table', (table) => {
+    const out = deliver(shape, table);
+
+    expect(out).toEqual({ status: 'ignored', path: rowPath, reason: `record of table ${JSON.stringify(table)} is not a SecurityAlert` });
   });
 });
 
@@ -98,6 +120,18 @@ describe('a refused Type in an Event Hub batch', () => {
       ['$[0].records[0]', 'ok'],
       ['$[0].records[1]', 'rejected'],
       ['$[0].records[2]', 'ok'],
+    ]);
+  });
+
+  it('parks a blank-Type row sent as a JSON string or bytes event under its tenant, between events that triage', () => {
+    const blank = JSON.stringify({ ...row(), Type: '' });
+
+    const out = parseBody([JSON.stringify(row()), blank, Buffer.from(blank)], 'eventhub-batch', RECEIVED);
+
+    expect(out.map((o) => [o.path, o.status, o.status === 'rejected' ? o.tenantId : undefined])).toEqual([
+      ['$[0]', 'ok', undefined],
+      ['$[1]', 'rejected', '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b'],
+      ['$[2]', 'rejected', '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b'],
     ]);
   });
 });
