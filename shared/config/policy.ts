@@ -385,7 +385,8 @@ function offsetOfPath(doc: Document, segments: readonly (string | number)[]): nu
   for (const seg of segments) {
     const container = isAlias(node) ? node.resolve(doc) : node;
     if (isMap(container)) {
-      const pair = container.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg));
+      // The last pair of that name: the one `toJS` keeps (`1:` and `"1":` are both the rule "1").
+      const pair = container.items.findLast((p) => keyText(p.key) === String(seg));
       if (pair === undefined) return named;
       node = pair.value;
       named = startOf(pair.key) ?? startOf(pair.value) ?? named;
@@ -397,6 +398,12 @@ function offsetOfPath(doc: Document, segments: readonly (string | number)[]): nu
     }
   }
   return startOf(node) ?? named;
+}
+
+/** A scalar map key as `toJS` names its member (a null key is the member `""`); undefined for any other key. */
+function keyText(key: unknown): string | undefined {
+  if (!isScalar(key)) return undefined;
+  return key.value === null ? '' : typeof key.value === 'object' ? undefined : String(key.value);
 }
 
 /**

@@ -64,6 +64,23 @@ describe('withPolicyLines', () => {
     expect(withPolicyLines('', [at('$.tenant')])).toEqual([at('$.tenant')]);
   });
 
+  it('places a rule on the key the policy keeps: the last of two keys with the same name, and a null key (the rule "")', () => {
+    const text = [
+      'tenant: { id: t1, name: T }', // 1
+      'rules:', // 2
+      '  1: { playbook: brute-force }', // 3
+      '  "1": { playbook: nope }', // 4
+      '  ~: { playbook: nah }', // 5
+      '',
+    ].join('\n');
+    const policy = parsePolicy(text, 'a.yaml');
+
+    const out = withPolicyLines(text, checkPolicy(policy));
+
+    expect(policy.rules['1']?.playbook).toBe('nope');
+    expect(out.map((i) => i.path)).toEqual(['$.rules["1"].playbook (line 4)', '$.rules[""].playbook (line 5)']);
+  });
+
   it('places every checkPolicy issue of a parsed file, a kill-chain key with a dot included', () => {
     const issues = checkPolicy(parsePolicy(TEXT, 'contoso.yaml'));
 
