@@ -402,8 +402,10 @@ const MAX_LISTED_ALIASES = 3;
  * under which a related case (of `verdict.relatedCaseIds`, on an entity not ignored) was found, as
  * `through directory alias account:alice@contoso.com for account:contoso\alice`. The verdict itself when none did.
  * Because aliases are symmetric (see `accountAliasKeys`), a link that exists only thanks to the directory is
- * always found under an alias key of this case too; a case that shares a natural key as well may be named too,
- * which is still true of it.
+ * always found under an alias key of this case too. The converse does not hold: every case stores its alias rows
+ * under the same keys as natural ones, so two alerts spelling the account the same way also meet under an alias
+ * and are named as well. From the rows alone the two cannot be told apart (a row does not say whether it is an
+ * alias): the note says the directory links them, not that only it does.
  */
 export function noteDirectoryAliases(
   verdict: KillChainVerdict,
