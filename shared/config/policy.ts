@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Duration } from 'luxon';
-import { type Document, isAlias, isMap, isNode, isScalar, isSeq, parseDocument } from 'yaml';
+import { type Document, isAlias, isMap, isNode, isScalar, isSeq, type Pair, parseDocument, type YAMLMap } from 'yaml';
 import { z } from 'zod';
 import { ConfigError, type InputIssue, PolicyError } from '../errors';
 import { SEVERITIES } from '../model/domain';
@@ -363,10 +363,13 @@ export function withPolicyLines(text: string, issues: readonly InputIssue[]): In
 }
 
 function annotateLines(doc: Document, text: string, issues: readonly InputIssue[]): InputIssue[] {
+  let lineOf: ((offset: number) => number) | undefined;
   return issues.map((i) => {
     if (!i.path.startsWith('$')) return i;
     const offset = offsetOfPath(doc, pathSegments(i.path));
-    return offset === undefined ? i : { path: `${i.path} (line ${lineOf(text, offset)})`, reason: i.reason };
+    if (offset === undefined) return i;
+    lineOf ??= lineCounter(text);
+    return { path: `${i.path} (line ${lineOf(offset)})`, reason: i.reason };
   });
 }
 
@@ -385,8 +388,7 @@ function offsetOfPath(doc: Document, segments: readonly (string | number)[]): nu
   for (const seg of segments) {
     const container = isAlias(node) ? node.resolve(doc) : node;
     if (isMap(container)) {
-      // The last pair of that name: the one `toJS` keeps (`1:` and `"1":` are both the rule "1").
-      const pair = container.items.findLast((p) => keyText(p.key) === String(seg));
+      const pair = pairsByName(container).get(String(seg));
       if (pair === undefined) return named;
       node = pair.value;
       named = startOf(pair.key) ?? startOf(pair.value) ?? named;
@@ -398,6 +400,23 @@ function offsetOfPath(doc: Document, segments: readonly (string | number)[]): nu
     }
   }
   return startOf(node) ?? named;
+}
+
+/** Each map's pairs by member name, read once per map (a file with thousands of errors searched each map once per error). */
+const pairsByNameOf = new WeakMap<YAMLMap, Map<string, Pair>>();
+
+/** A map's pairs by member name; of pairs with one name, the last: the one `toJS` keeps (`1:` and `"1":` are both the rule "1"). */
+function pairsByName(map: YAMLMap): Map<string, Pair> {
+  let byName = pairsByNameOf.get(map);
+  if (byName === undefined) {
+    byName = new Map();
+    for (const p of map.items) {
+      const name = keyText(p.key);
+      if (name !== undefined) byName.set(name, p as Pair);
+    }
+    pairsByNameOf.set(map, byName);
+  }
+  return byName;
 }
 
 /** A scalar map key as `toJS` names its member (a null key is the member `""`); undefined for any other key. */
@@ -429,10 +448,24 @@ function jsonStringOr(quoted: string): string {
   }
 }
 
-function lineOf(text: string, offset: number): number {
-  let line = 1;
-  for (let i = 0; i < offset && i < text.length; i++) if (text.charCodeAt(i) === 10) line++;
-  return line;
+/**
+ * The 1-based line of an offset in `text`: where its line breaks are is read once, then each offset is a
+ * binary search (a file with thousands of errors counted its lines from the start once per error).
+ */
+function lineCounter(text: string): (offset: number) => number {
+  const breaks: number[] = [];
+  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) breaks.push(i);
+  return (offset) => {
+    // Lines before the offset's = the breaks strictly before it.
+    let lo = 0;
+    let hi = breaks.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((breaks[mid] as number) < offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo + 1;
+  };
 }
 
 /** Reads and validates one policy file. */
