@@ -7,8 +7,10 @@
  * alert fired in another kill-chain phase?"):
  * - related case: another case with a sighting on a non-ignored key within
  *   detectedAt ± window (both directions, so arrival order does not matter);
- * - infrastructure: a key with more than `infrastructureThreshold` related cases;
- *   the whole entity is then ignored (its other spellings are the same machine);
+ * - infrastructure: an entity with more than `infrastructureThreshold` related cases,
+ *   counted over all its keys together (an account's UPN and object id, its spellings
+ *   under a tenant directory), or one of whose keys the store reported saturated; the
+ *   whole entity is then ignored (its other spellings are the same machine or account);
  * - multi-stage on an entity: (a) this case's phases ∪ the phases of the related cases
  *   on that entity detected within ONE window-long span that includes this case
  *   (latest − earliest detectedAt ≤ window) count at least `distinctPhases`, or
@@ -114,7 +116,7 @@ function phaseName(i: number): string {
 
 /**
  * The kill-chain verdict of a case. `sightings` are the store rows for the plan's
- * keys within detectedAt ± window (rows of this case, rows outside the window and
+ * look-up keys within detectedAt ± window (rows of this case, rows outside the window and
  * rows for keys not in the plan are ignored defensively).
  *
  * Runs once per case over every returned row (≈ 50–150), so the row loop does the
@@ -136,6 +138,9 @@ export function correlateCase(
   const selfMask = maskOf(plan.phases);
   // A plan has a handful of keys: a linear search beats building a set for them.
   const planKeys = new Set(plan.keys);
+  // Under a directory the plan also looks up the accounts' alias keys, which are not among the stored `keys`; without
+  // one `lookup` is a subset of `keys`, so the usual tenant pays this check only.
+  if (settings.directory !== undefined) for (const k of plan.lookup) planKeys.add(k);
   const caseId = c.caseId;
   const windowMs = plan.windowMs;
   const slots: Slots = { t: [], mask: [] };
@@ -187,15 +192,24 @@ export function correlateCase(
     const infra = keys.find(
       (k) => (saturated.length > 0 && saturated.includes(k)) || (byKey.get(k)?.size ?? 0) > plan.infrastructureThreshold,
     );
-    if (infra !== undefined) {
+    // The entity's keys are one machine or one account (a UPN and its object id, its spellings under a directory):
+    // the other cases found under any of them count together, or spreading them over spellings would keep each key
+    // under the threshold. With one key holding rows (the usual case) `related` is that key's map, already judged.
+    const related = infra === undefined ? relatedOf(keys, byKey, slots) : undefined;
+    if (related === undefined || related.size > plan.infrastructureThreshold) {
       ignoredEntities ??= plan.ignored.slice();
+      const as =
+        infra === undefined
+          ? ` (as ${keys.filter((k) => (byKey.get(k)?.size ?? 0) > 0).join(' and ')} together)`
+          : infra === e.key
+            ? ''
+            : ` (as ${infra})`;
       ignoredEntities.push({
         key: e.key,
-        why: `seen in more than ${plan.infrastructureThreshold} other cases within ${settings.windowText}${infra === e.key ? '' : ` (as ${infra})`}: treated as infrastructure`,
+        why: `seen in more than ${plan.infrastructureThreshold} other cases within ${settings.windowText}${as}: treated as infrastructure`,
       });
       continue;
     }
-    const related = relatedOf(keys, byKey, slots);
     if (related.size === 0) continue;
     groups.push({ key: e.key, related, chainMask: selfMask, distinct: false });
   }

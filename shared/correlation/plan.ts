@@ -151,7 +151,7 @@ export interface CorrelationSettings {
   readonly windowMs: number;
   /** The window as written in the policy (`P7D`), for explanations. */
   readonly windowText: string;
-  /** A key seen in more than this many other cases within the window is infrastructure. */
+  /** An entity seen in more than this many other cases within the window (under any of its keys) is infrastructure. */
   readonly infrastructureThreshold: number;
   /** Multi-stage when at least this many distinct phases are seen on one entity. */
   readonly distinctPhases: number;
@@ -180,14 +180,18 @@ export function compileCorrelationSettings(policy: TenantPolicy): CorrelationSet
  * What the pipeline must look up for a case: the keys and alt keys of its ip,
  * host and account entities minus the non-correlating ones (reported in
  * `ignored` with why), the window and this case's own phases. With a policy
- * `directory`, an account's alias keys (`accountAliasKeys`) count as alt keys: they
- * are looked up and stored like its own, and a non-correlating entry matches an
- * account through them too (`account:svc-scan@contoso.com` also stops `CONTOSO\svc-scan`).
+ * `directory`, an account's alias keys (`accountAliasKeys`) are looked up (appended to
+ * `lookup`) but never stored (`keys` holds the case's own spellings only, as without a
+ * directory): a row always says how an alert spelt the account, so removing a mapping
+ * ends every link made through it at once. A non-correlating entry matches an account
+ * through its aliases too (`account:svc-scan@contoso.com` also stops `CONTOSO\svc-scan`).
  */
 export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[], settings: CorrelationSettings): CorrelationPlan {
   const keys = new Set<string>();
   const ignored: { key: string; why: string }[] = [];
   const dir = settings.directory;
+  // The accounts' alias keys; stays undefined (nothing allocated) for a tenant without a directory.
+  let aliases: string[] | undefined;
   for (const entity of c.entities) {
     if (!CORRELATING_KINDS.has(entity.kind)) continue;
     // Only a tenant with a directory pays for aliases; for the others the entity is used as is (nothing allocated).
@@ -197,13 +201,21 @@ export function buildCorrelationPlan(c: Case, phases: readonly KillChainPhase[],
       ignored.push({ key: e.key, why });
       continue;
     }
-    keys.add(e.key);
-    for (const k of e.altKeys) keys.add(k);
+    // Stored under its own spellings only: the aliases (appended past them by `withAliasKeys`) are looked up.
+    keys.add(entity.key);
+    for (const k of entity.altKeys) keys.add(k);
+    if (e !== entity) {
+      aliases ??= [];
+      for (let i = entity.altKeys.length; i < e.altKeys.length; i++) aliases.push(e.altKeys[i] as string);
+    }
   }
   const all = [...keys];
+  const lookup = lookupKeys(all);
+  // An alias that is another entity's own key (both spellings as two entities), or another account's alias, is looked up once.
+  if (aliases !== undefined) for (const a of aliases) if (!lookup.includes(a)) lookup.push(a);
   return {
     keys: all,
-    lookup: lookupKeys(all),
+    lookup,
     ignored,
     windowMs: settings.windowMs,
     infrastructureThreshold: settings.infrastructureThreshold,
@@ -271,14 +283,21 @@ export interface AccountDirectory {
 /** Compiles a policy's `directory` section; undefined when it maps nothing, so a tenant without one pays nothing. */
 export function compileAccountDirectory(directory: TenantPolicy['directory']): AccountDirectory | undefined {
   if (directory === undefined || directory.domains.length === 0) return undefined;
-  const suffixesOf = new Map<string, readonly string[]>();
+  const suffixesOf = new Map<string, string[]>();
   const domainOf = new Map<string, string>();
   for (const d of directory.domains) {
-    // The schema lower-cases and refuses ambiguity; lower-cased again (first entry wins) for a policy built in code.
+    // The schema lower-cases and refuses ambiguity; lower-cased again (first owner of a suffix wins) for a policy built
+    // in code. Both maps are built from the same pairs, so they partition the accounts into the same classes (see
+    // `accountAliasKeys`): a domain listed twice gets the suffixes of both entries, a suffix belongs to one domain.
     const domain = d.netbios.toLowerCase();
-    const suffixes = d.upnSuffixes.map((s) => s.toLowerCase());
-    if (!suffixesOf.has(domain)) suffixesOf.set(domain, suffixes);
-    for (const s of suffixes) if (!domainOf.has(s)) domainOf.set(s, domain);
+    for (const raw of d.upnSuffixes) {
+      const s = raw.toLowerCase();
+      if (domainOf.has(s)) continue;
+      domainOf.set(s, domain);
+      const list = suffixesOf.get(domain);
+      if (list === undefined) suffixesOf.set(domain, [s]);
+      else list.push(s);
+    }
   }
   return { suffixesOf, domainOf };
 }
@@ -296,10 +315,11 @@ const HASHED_ACCOUNT_PREFIX = 'account:~sha256:';
 
 /**
  * The spelling of an account key: `account:<ntdomain>\<name>` or `account:<name>@<suffix>` (as `shared/model/entities.ts`
- * builds them), else undefined: a bare `account:<name>` ("administrator" exists everywhere), an object id or SID.
+ * builds them), else undefined: a bare `account:<name>` ("administrator" exists everywhere), an object id, a SID or a
+ * hashed key.
  */
 function accountFormOf(key: string): AccountForm | undefined {
-  if (!key.startsWith(ACCOUNT_PREFIX)) return undefined;
+  if (!key.startsWith(ACCOUNT_PREFIX) || key.startsWith(HASHED_ACCOUNT_PREFIX)) return undefined;
   const v = key.slice(ACCOUNT_PREFIX.length);
   for (const p of ID_ACCOUNT_PREFIXES) if (v.startsWith(p)) return undefined;
   const slash = v.indexOf('\\');
@@ -317,47 +337,47 @@ function accountFormOf(key: string): AccountForm | undefined {
 }
 
 /**
- * The alias keys the tenant's directory gives an account entity (its own keys left out), in derivation order:
- * - known in NT form only (`account:contoso\alice`, no UPN key): `account:alice@<suffix>` for EVERY UPN suffix of
- *   its domain. All, not the first only: the opposite direction below maps every listed suffix back to the domain,
- *   so this keeps the relation symmetric: `CONTOSO\alice` links with `alice@contoso.onmicrosoft.com` whichever
- *   arrived first and even when that case was stored before the policy had a directory, and a link made through
- *   the directory always shows up under one of the case's own alias keys (which is how `noteDirectoryAliases`
- *   can say so). The price is one key (one store row) per suffix, at most 20 (schema bound), usually one or two;
- * - known by UPN only (`account:alice@contoso.com`, no NT key): `account:<domain>\alice` for the domain of its suffix.
- * An account that carries both spellings gets nothing (the alert's own NT domain wins over one derived from a
- * suffix), nor does one with a hashed key (its spelling cannot be read), a bare name, an object id or a SID.
+ * The alias keys the tenant's directory gives an account entity: the rest of the equivalence class of each of its
+ * readable spellings (its own keys left out), in derivation order. The directory makes `<domain>\name` and
+ * `name@<suffix>` for every suffix of that domain one account:
+ * - `account:contoso\alice` → `account:alice@<suffix>` for every UPN suffix of CONTOSO;
+ * - `account:alice@<suffix>` → `account:contoso\alice` (the domain of the suffix) and `account:alice@<other suffix>` for
+ *   every other suffix of that domain.
+ * Aliases are only looked up, never stored, so a link through the directory is found only by the case that looks
+ * its alias up: the relation is symmetric (the later case of a pair finds the earlier whichever came first, and also
+ * one stored before the directory existed) only because every spelling expands to its whole class. For that reason
+ * an account that carries both spellings expands each of them too (`CONTOSO\alice` + `alice@contoso.com` looks up
+ * `alice@contoso.onmicrosoft.com`), even one whose own NT domain differs from the mapped one (`CORP\alice` +
+ * `alice@contoso.com` looks up `contoso\alice`): `CONTOSO\alice` on its own looks `alice@contoso.com` up and finds it
+ * anyway, so leaving it out would only make the link depend on arrival order.
+ * Never aliased (each is its own class): a bare `account:<name>` ("administrator" exists everywhere), an object id,
+ * a SID, a hashed key (its spelling cannot be read), an unmapped domain or suffix. The price is at most one look-up
+ * key per suffix of the domain (at most 20, schema bound; usually one or two).
  */
 export function accountAliasKeys(e: Entity, dir: AccountDirectory): string[] {
   if (e.kind !== 'account') return [];
-  const forms: AccountForm[] = [];
-  let hasNt = false;
-  let hasUpn = false;
-  for (let i = -1; i < e.altKeys.length; i++) {
-    const key = i < 0 ? e.key : (e.altKeys[i] as string);
-    // A hashed key may be the UPN or the NT spelling: an alias could contradict it.
-    if (key.startsWith(HASHED_ACCOUNT_PREFIX)) return [];
-    const f = accountFormOf(key);
-    if (f === undefined) continue;
-    forms.push(f);
-    if (f.form === 'nt') hasNt = true;
-    else hasUpn = true;
-  }
   const out: string[] = [];
   const add = (value: string): void => {
     // A longer value would be keyed by its hash on the other side (`makeKey`): no real account name is that long.
     if (value.length > MAX_KEY_VALUE_CHARS) return;
     const k = `${ACCOUNT_PREFIX}${value}`;
-    if (!out.includes(k)) out.push(k);
+    // One of the entity's own keys (two UPNs of one domain on one entity) is looked up as such, not as an alias.
+    if (k === e.key || e.altKeys.includes(k) || out.includes(k)) return;
+    out.push(k);
   };
-  for (const f of forms) {
+  for (let i = -1; i < e.altKeys.length; i++) {
+    // A hashed key has no readable spelling: it is left as is (accountFormOf refuses it), the other keys are expanded.
+    const f = accountFormOf(i < 0 ? e.key : (e.altKeys[i] as string));
+    if (f === undefined) continue;
     switch (f.form) {
       case 'nt':
-        if (!hasUpn) for (const s of dir.suffixesOf.get(f.domain) ?? []) add(`${f.name}@${s}`);
+        for (const s of dir.suffixesOf.get(f.domain) ?? []) add(`${f.name}@${s}`);
         break;
       case 'upn': {
-        const domain = hasNt ? undefined : dir.domainOf.get(f.suffix);
-        if (domain !== undefined) add(`${domain}\\${f.name}`);
+        const domain = dir.domainOf.get(f.suffix);
+        if (domain === undefined) break;
+        add(`${domain}\\${f.name}`);
+        for (const s of dir.suffixesOf.get(domain) ?? []) if (s !== f.suffix) add(`${f.name}@${s}`);
         break;
       }
       default: {
@@ -378,7 +398,8 @@ function withAliasKeys(e: Entity, dir: AccountDirectory): Entity {
 /**
  * The case as correlation sees it under a directory: each account entity with its alias keys among its alt keys,
  * so `correlateCase` counts rows found through an alias as rows of that entity (as `buildCorrelationPlan` put the
- * aliases in the plan). The case itself when there is no directory or no alias applies; never changes `c`.
+ * aliases in the plan's `lookup`), for linking and for its infrastructure threshold alike. The case itself when there
+ * is no directory or no alias applies; never changes `c` (the case is stored under its own keys only).
  */
 export function withAccountAliases(c: Case, dir: AccountDirectory | undefined): Case {
   if (dir === undefined) return c;
@@ -398,14 +419,15 @@ export function withAccountAliases(c: Case, dir: AccountDirectory | undefined): 
 const MAX_LISTED_ALIASES = 3;
 
 /**
- * The verdict with its detail saying which directory aliases linked it: every alias key of this case's accounts
- * under which a related case (of `verdict.relatedCaseIds`, on an entity not ignored) was found, as
- * `through directory alias account:alice@contoso.com for account:contoso\alice`. The verdict itself when none did.
- * Because aliases are symmetric (see `accountAliasKeys`), a link that exists only thanks to the directory is
- * always found under an alias key of this case too. The converse does not hold: every case stores its alias rows
- * under the same keys as natural ones, so two alerts spelling the account the same way also meet under an alias
- * and are named as well. From the rows alone the two cannot be told apart (a row does not say whether it is an
- * alias): the note says the directory links them, not that only it does.
+ * The verdict with its detail saying which directory aliases linked it, as
+ * `through directory alias account:alice@contoso.com for account:contoso\alice`: every alias key of this case's
+ * accounts (on an entity not ignored) under which a related case (of `verdict.relatedCaseIds`) was found, when that
+ * key is none of this case's own keys and the related case was not also found under one of that account's own keys,
+ * i.e. the account links the two only through the directory. The verdict itself when no alias did.
+ * This is exact because aliases are only looked up, never stored (`buildCorrelationPlan`): a row under an alias key
+ * is another case's own spelling, so two alerts spelling the account alike meet under their own key and are not
+ * named, and every link the directory alone makes is found under an alias of this case (`accountAliasKeys` expands
+ * every spelling to its whole class).
  */
 export function noteDirectoryAliases(
   verdict: KillChainVerdict,
@@ -414,26 +436,39 @@ export function noteDirectoryAliases(
   dir: AccountDirectory,
 ): KillChainVerdict {
   if (verdict.relatedCaseIds.length === 0 || verdict.detail === undefined) return verdict;
-  // alias key → the key of the entity it is an alias of
-  const aliasOf = new Map<string, string>();
+  // Every key of the case's own entities: a row under one of them links without the directory.
+  const own = new Set<string>();
+  for (const e of c.entities) {
+    own.add(e.key);
+    for (const k of e.altKeys) own.add(k);
+  }
+  // alias key → the account it is an alias of (an alias that is another entity's own key linked nothing new)
+  const aliasOf = new Map<string, Entity>();
   for (const e of c.entities) {
     if (e.kind !== 'account' || verdict.ignoredEntities.some((i) => i.key === e.key)) continue;
-    for (const a of accountAliasKeys(e, dir)) if (!aliasOf.has(a)) aliasOf.set(a, e.key);
-  }
-  // An alias that is also a key of one of the case's entities (both spellings as two entities) linked nothing new.
-  for (const e of c.entities) {
-    aliasOf.delete(e.key);
-    for (const k of e.altKeys) aliasOf.delete(k);
+    for (const a of accountAliasKeys(e, dir)) if (!own.has(a) && !aliasOf.has(a)) aliasOf.set(a, e);
   }
   if (aliasOf.size === 0) return verdict;
   const related = new Set(verdict.relatedCaseIds);
+  // Related case → this case's own keys it was found under.
+  const foundUnderOwn = new Map<string, Set<string>>();
+  for (const s of sightings) {
+    if (s.caseId === c.caseId || !related.has(s.caseId) || !own.has(s.entityKey)) continue;
+    const keys = foundUnderOwn.get(s.caseId);
+    if (keys === undefined) foundUnderOwn.set(s.caseId, new Set([s.entityKey]));
+    else keys.add(s.entityKey);
+  }
   const used: string[] = [];
   for (const s of sightings) {
-    if (s.caseId === c.caseId || !related.has(s.caseId) || !aliasOf.has(s.entityKey) || used.includes(s.entityKey)) continue;
+    const e = aliasOf.get(s.entityKey);
+    if (e === undefined || s.caseId === c.caseId || !related.has(s.caseId) || used.includes(s.entityKey)) continue;
+    // The related case also carries a spelling of this account that the case itself has: it is linked without the alias.
+    const mine = foundUnderOwn.get(s.caseId);
+    if (mine !== undefined && (mine.has(e.key) || e.altKeys.some((k) => mine.has(k)))) continue;
     used.push(s.entityKey);
   }
   if (used.length === 0) return verdict;
-  const shown = used.slice(0, MAX_LISTED_ALIASES).map((a) => `${a} for ${aliasOf.get(a)}`);
+  const shown = used.slice(0, MAX_LISTED_ALIASES).map((a) => `${a} for ${aliasOf.get(a)?.key}`);
   const more = used.length > MAX_LISTED_ALIASES ? `, +${used.length - MAX_LISTED_ALIASES} more` : '';
   return { ...verdict, detail: `${verdict.detail}; through directory alias ${shown.join(', ')}${more}` };
 }

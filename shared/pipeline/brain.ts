@@ -25,13 +25,17 @@ export interface Classification {
 export interface CorrelationPlan {
   /** Entity keys of the case (already without non-correlating ones): what its sightings are indexed under. */
   readonly keys: readonly string[];
-  /** The subset of `keys` worth a store look-up: it finds the same related cases as all of them. */
+  /**
+   * The keys to look up in the store: the subset of `keys` worth a look-up (it finds the same related cases as all of
+   * them) plus, under a tenant `directory`, the accounts' alias keys, which are looked up but never stored, so they
+   * are not in `keys`.
+   */
   readonly lookup: readonly string[];
   /** Keys left out by policy, with why. */
   readonly ignored: readonly { key: string; why: string }[];
   /** Look-up window around `detectedAt` in milliseconds (before and after: order-independent). */
   readonly windowMs: number;
-  /** Sightings per key beyond which the key is treated as infrastructure. */
+  /** Other cases per entity (over all its keys) or per key beyond which the entity is treated as infrastructure. */
   readonly infrastructureThreshold: number;
   /** Kill-chain phases of this case itself (indexed with its entity keys). */
   readonly phases: readonly KillChainPhase[];

@@ -59,7 +59,8 @@ export function createBrain(options: BrainOptions = {}): Brain {
       const dir = p.correlation.directory;
       // Most tenants have no directory: the case is correlated as is, nothing allocated.
       if (dir === undefined) return correlateCase(c, plan, sightings, p.correlation, p.killChain, saturated);
-      // The plan holds the accounts' alias keys: the entities must carry them too for their rows to count.
+      // The plan looks the accounts' alias keys up: the entities must carry them too for their rows to count (as links
+      // and towards the entity's infrastructure threshold). Only correlation sees them: the case is stored as it is.
       const verdict = correlateCase(withAccountAliases(c, dir), plan, sightings, p.correlation, p.killChain, saturated);
       return noteDirectoryAliases(verdict, c, sightings, dir);
     },

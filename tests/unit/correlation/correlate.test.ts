@@ -3,7 +3,7 @@ import { isProgression } from '../../../shared/correlation/correlate';
 import { maskOf } from '../../../shared/correlation/killchain';
 import { KILL_CHAIN_PHASES, type KillChainPhase } from '../../../shared/model/domain';
 import { createBrain } from '../../../shared/triage/brain';
-import { contosoPolicy, host, ip, makeCase, resolved, SimulatedStore, triage } from '../../fixtures/brain/factory';
+import { account, contosoPolicy, host, ip, makeCase, resolved, SimulatedStore, triage } from '../../fixtures/brain/factory';
 
 /** One ATT&CK tactic per phase, so a test case can be put in any phase. */
 const TACTIC_OF: Record<KillChainPhase, string> = {
@@ -78,6 +78,67 @@ describe('correlation verdict', () => {
     expect(verdict.ignoredEntities).toEqual([
       { key: 'ip:10.1.1.1', why: 'seen in more than 2 other cases within P7D: treated as infrastructure' },
     ]);
+  });
+
+  it('treats an account as infrastructure when its spellings together exceed the threshold', () => {
+    const directory = { domains: [{ netbios: 'CONTOSO', upnSuffixes: ['contoso.com'] }] };
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 3 }, directory }));
+    const c = phaseCase('i5', ['lateral-movement'], 60, [account('CONTOSO\\svc-backup')]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = rowOf(c);
+    // Two cases each under the NT and the UPN spelling (as stored, each alert's own): two per key, four for the account.
+    const sightings = [
+      row('account:contoso\\svc-backup', 'i1', ['delivery'], 10),
+      row('account:contoso\\svc-backup', 'i2', ['delivery'], 20),
+      row('account:svc-backup@contoso.com', 'i3', ['exploitation'], 30),
+      row('account:svc-backup@contoso.com', 'i4', ['exploitation'], 40),
+    ];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    expect(verdict.relatedCaseIds).toEqual([]);
+    expect(verdict.ignoredEntities).toEqual([
+      {
+        key: 'account:contoso\\svc-backup',
+        why: 'seen in more than 3 other cases within P7D (as account:contoso\\svc-backup and account:svc-backup@contoso.com together): treated as infrastructure',
+      },
+    ]);
+  });
+
+  it('treats an account as infrastructure when its UPN and object id together exceed the threshold, without a directory', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const c = phaseCase('j4', ['lateral-movement'], 60, [account('svc-backup@contoso.com', ['account:aad:0f1e2d3c'])]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = rowOf(c);
+    const sightings = [
+      row('account:svc-backup@contoso.com', 'j1', ['delivery'], 10),
+      row('account:svc-backup@contoso.com', 'j2', ['delivery'], 20),
+      row('account:aad:0f1e2d3c', 'j2', ['delivery'], 20),
+      row('account:aad:0f1e2d3c', 'j3', ['exploitation'], 30),
+    ];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    expect(verdict.relatedCaseIds).toEqual([]);
+    expect(verdict.ignoredEntities.map((i) => i.key)).toEqual(['account:svc-backup@contoso.com']);
+  });
+
+  it('counts a case found under two keys of one entity once against the threshold', () => {
+    const rp = resolved(contosoPolicy({ correlation: { window: 'P7D', infrastructureThreshold: 2 } }));
+    const c = phaseCase('k3', ['lateral-movement'], 60, [account('svc-backup@contoso.com', ['account:aad:0f1e2d3c'])]);
+    const plan = brain.planCorrelation(c, brain.classify(c, rp), rp);
+    const row = rowOf(c);
+    const sightings = [
+      row('account:svc-backup@contoso.com', 'k1', ['delivery'], 10),
+      row('account:svc-backup@contoso.com', 'k2', ['delivery'], 20),
+      row('account:aad:0f1e2d3c', 'k1', ['delivery'], 10),
+      row('account:aad:0f1e2d3c', 'k2', ['delivery'], 20),
+    ];
+
+    const verdict = brain.correlate(c, plan, sightings, rp);
+
+    expect(verdict.relatedCaseIds).toEqual(['k1', 'k2']);
+    expect(verdict.ignoredEntities).toEqual([]);
   });
 
   it("reads a row's time and phases from the store's precomputed numbers when the row carries them", () => {

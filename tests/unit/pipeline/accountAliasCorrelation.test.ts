@@ -67,10 +67,12 @@ const signInAlert = row('b2000000-0000-4000-8000-000000000002', 'Anomalous sign-
   { Type: 'ip', Address: '198.51.100.9' },
 ]);
 
+const mappedPolicyText = `${shippedPolicyText.trimEnd()}\ndirectory:\n  domains:\n    - { netbios: CONTOSO, upnSuffixes: [contoso.com] }\n`;
+const mappedPolicies = () => new PolicyRegistry([{ policy: parsePolicy(mappedPolicyText, 'contoso.yaml'), file: 'contoso.yaml' }]);
+
 describe('pipeline correlation of one account spelt two ways', () => {
   it('relates CONTOSO\\alice and a later alice@contoso.com sign-in when the directory maps CONTOSO to contoso.com, and not without it', async () => {
-    const policyText = `${shippedPolicyText.trimEnd()}\ndirectory:\n  domains:\n    - { netbios: CONTOSO, upnSuffixes: [contoso.com] }\n`;
-    const mapped = setup(new PolicyRegistry([{ policy: parsePolicy(policyText, 'contoso.yaml'), file: 'contoso.yaml' }]));
+    const mapped = setup(mappedPolicies());
     const shipped = setup(PolicyRegistry.fromDirectory(join(ROOT, 'policies')));
 
     const first = await mapped.pipeline.ingestText(windowsAlert, alerts);
@@ -91,5 +93,39 @@ describe('pipeline correlation of one account spelt two ways', () => {
     );
     // The shipped policy has no directory: the two spellings share no key.
     expect(secondUnmapped.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
+  });
+
+  it('stores no alias row: the account is stored under the spelling of its alert only', async () => {
+    const { store, pipeline } = setup(mappedPolicies());
+
+    const outcome = await pipeline.ingestText(windowsAlert, alerts);
+
+    const caseId = outcome.items[0]?.caseId as string;
+    const rowsUnder = async (key: string) =>
+      (
+        await store.findRelated({
+          tenantId: outcome.items[0]?.tenantId as string,
+          keys: [key],
+          from: '2026-11-20T00:00:00.000Z',
+          to: '2026-11-22T00:00:00.000Z',
+          limitPerKey: 10,
+        })
+      ).sightings.map((s) => s.caseId);
+    expect(await rowsUnder('account:contoso\\alice')).toEqual([caseId]);
+    expect(await rowsUnder('account:alice@contoso.com')).toEqual([]);
+  });
+
+  it('stops linking at once when the mapping is removed, while a case stored under it is still in the window', async () => {
+    const store = openSqliteStore({ file: ':memory:' });
+    const pipelineFor = (policies: PolicyRegistry) =>
+      new Pipeline({ store, policies, brain: createBrain(), log: silentLogger, backoffMs: 1 });
+    const mapped = pipelineFor(mappedPolicies());
+    const unmapped = pipelineFor(PolicyRegistry.fromDirectory(join(ROOT, 'policies')));
+
+    const first = await mapped.ingestText(windowsAlert, alerts);
+    const afterRemoval = await unmapped.ingestText(signInAlert, alerts);
+
+    expect([first, afterRemoval].map((o) => o.items[0]?.status)).toEqual(['triaged', 'triaged']);
+    expect(afterRemoval.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
   });
 });
