@@ -107,7 +107,7 @@ const scenarioSchema = z
   })
   .strict();
 
-/** Most UPN suffixes one NetBIOS domain may map to: an account known only as `DOMAIN\\name` gets an alias key (a store row) per suffix. */
+/** Most UPN suffixes one NetBIOS domain may map to: each spelling of an account of that domain is looked up under one alias key per suffix. */
 const MAX_UPN_SUFFIXES_PER_DOMAIN = 20;
 /** Most NetBIOS domains of one tenant's `directory` (a forest has a handful; the bound keeps a typo'd generator from bloating every plan). */
 const MAX_DIRECTORY_DOMAINS = 100;

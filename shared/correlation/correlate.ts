@@ -30,9 +30,11 @@
  * chain was flagged multi-stage on arrival" has the same value for every arrival
  * order, and equals "some case is flagged when all are re-evaluated". It holds while
  * the chain has at most `infrastructureThreshold` cases on the shared entity (beyond
- * that the key is infrastructure by definition) and for chains linked through ONE
- * entity; chains linked transitively (A–B through a host, B–C through an account)
- * are judged pair by pair, because the store returns direct neighbours only.
+ * that the entity is infrastructure by definition) and for chains whose cases all share
+ * one key of ONE entity (or one spelling class under a tenant directory); chains linked
+ * transitively (A–B through a host, B–C through an account, or A–B through an account's
+ * UPN and B–C through its object id) are judged pair by pair, because the store returns
+ * direct neighbours only: which pairs are related never depends on the order.
  *
  * `stage` is the furthest phase (kill-chain order) reached by the chain visible
  * from this case (this case + related cases on non-ignored entities): "how far
@@ -186,6 +188,9 @@ export function correlateCase(
     // Each entity key is judged once.
     if (seenKeys.has(e.key)) continue;
     seenKeys.add(e.key);
+    // An entity the plan left out (policy, built-in) links nothing, yet one of its spellings can be another entity's
+    // own key or directory alias and so in the plan: those rows are that entity's, not the one the policy excludes.
+    if (plan.ignored.length > 0 && plan.ignored.some((i) => i.key === e.key)) continue;
     const keys = planKeys.has(e.key) ? [e.key] : [];
     for (const k of e.altKeys) if (planKeys.has(k)) keys.push(k);
     if (keys.length === 0) continue;

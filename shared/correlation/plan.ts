@@ -422,7 +422,7 @@ const MAX_LISTED_ALIASES = 3;
  * The verdict with its detail saying which directory aliases linked it, as
  * `through directory alias account:alice@contoso.com for account:contoso\alice`: every alias key of this case's
  * accounts (on an entity not ignored) under which a related case (of `verdict.relatedCaseIds`) was found, when that
- * key is none of this case's own keys and the related case was not also found under one of that account's own keys,
+ * key is none of this case's own keys (`plan.keys`) and the related case was not also found under one of that account's own keys,
  * i.e. the account links the two only through the directory. The verdict itself when no alias did.
  * This is exact because aliases are only looked up, never stored (`buildCorrelationPlan`): a row under an alias key
  * is another case's own spelling, so two alerts spelling the account alike meet under their own key and are not
@@ -432,16 +432,14 @@ const MAX_LISTED_ALIASES = 3;
 export function noteDirectoryAliases(
   verdict: KillChainVerdict,
   c: Case,
+  plan: CorrelationPlan,
   sightings: readonly EntitySighting[],
   dir: AccountDirectory,
 ): KillChainVerdict {
   if (verdict.relatedCaseIds.length === 0 || verdict.detail === undefined) return verdict;
-  // Every key of the case's own entities: a row under one of them links without the directory.
-  const own = new Set<string>();
-  for (const e of c.entities) {
-    own.add(e.key);
-    for (const k of e.altKeys) own.add(k);
-  }
+  // The case's own keys, as the plan looks them up: a row under one of them links without the directory. Not every
+  // key of its entities: those of an entity the policy leaves out are looked up only as another account's alias.
+  const own = new Set(plan.keys);
   // alias key → the account it is an alias of (an alias that is another entity's own key linked nothing new)
   const aliasOf = new Map<string, Entity>();
   for (const e of c.entities) {

@@ -62,7 +62,7 @@ export function createBrain(options: BrainOptions = {}): Brain {
       // The plan looks the accounts' alias keys up: the entities must carry them too for their rows to count (as links
       // and towards the entity's infrastructure threshold). Only correlation sees them: the case is stored as it is.
       const verdict = correlateCase(withAccountAliases(c, dir), plan, sightings, p.correlation, p.killChain, saturated);
-      return noteDirectoryAliases(verdict, c, sightings, dir);
+      return noteDirectoryAliases(verdict, c, plan, sightings, dir);
     },
 
     score(c: Case, cls: Classification, verdict: KillChainVerdict, evidence: readonly Evidence[], rp: ResolvedPolicy): Scored {

@@ -231,6 +231,26 @@ describe('correlation through a directory alias', () => {
     expect(run.verdict.detail).not.toContain('through directory alias');
   });
 
+  it('names the alias through which the only correlating account links, though an account the policy leaves out spells it so', () => {
+    // The alert names the account twice: by a listed object id beside CONTOSO\alice (left out), and by UPN (correlating).
+    const policy = contosoPolicy({ directory: DIRECTORY, network: { ...withDirectory.network, nonCorrelating: ['account:aad:0f1e2d3c'] } });
+    const brain = createBrain();
+    const store = new SimulatedStore();
+    triage(brain, store, windows('w1', '2026-11-20T01:00:00.000Z'), resolved(policy));
+    const c = makeCase({
+      caseId: 's1',
+      detectedAt: '2026-11-20T02:00:00.000Z',
+      tactics: ['InitialAccess'],
+      entities: [account('aad:0f1e2d3c', ['account:contoso\\alice']), account('alice@contoso.com')],
+    });
+
+    const run = triage(brain, store, c, resolved(policy));
+
+    expect(run.plan.keys).toEqual(['account:alice@contoso.com']);
+    expect(run.verdict.relatedCaseIds).toEqual(['w1']);
+    expect(run.verdict.detail).toContain('through directory alias account:contoso\\alice for account:alice@contoso.com');
+  });
+
   it('links a CONTOSO\\alice alert to a sign-in stored before the tenant had a directory', () => {
     const brain = createBrain();
     const store = new SimulatedStore();

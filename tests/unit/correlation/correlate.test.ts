@@ -141,6 +141,27 @@ describe('correlation verdict', () => {
     expect(verdict.ignoredEntities).toEqual([]);
   });
 
+  it('never names an entity the policy leaves out, even when one of its spellings links through another entity of the case', () => {
+    // The service account's object id is listed; the same alert names the account again, by UPN, beside its NT spelling.
+    const rp = resolved(contosoPolicy({ network: { ...contosoPolicy().network, nonCorrelating: ['account:aad:0f1e2d3c'] } }));
+    const store = new SimulatedStore();
+    triage(brain, store, phaseCase('g1', ['delivery'], 0, [account('CONTOSO\\alice')]), rp);
+    const c = phaseCase('g2', ['installation'], 60, [
+      account('aad:0f1e2d3c', ['account:contoso\\alice']),
+      account('alice@contoso.com', ['account:contoso\\alice']),
+    ]);
+
+    const run = triage(brain, store, c, rp);
+
+    expect(run.verdict.relatedCaseIds).toEqual(['g1']);
+    expect(run.verdict.ignoredEntities).toEqual([
+      { key: 'account:aad:0f1e2d3c', why: 'policy network.nonCorrelating: account:aad:0f1e2d3c' },
+    ]);
+    expect(run.verdict.detail).toBe(
+      'multi-stage: progression delivery (case g1) → installation (this case) on account:alice@contoso.com (cases g1)',
+    );
+  });
+
   it("reads a row's time and phases from the store's precomputed numbers when the row carries them", () => {
     const rp = resolved(contosoPolicy({ correlation: { window: 'P7D' } }));
     const c = phaseCase('p2', ['lateral-movement'], 60);

@@ -1,12 +1,15 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PolicyRegistry, parsePolicy } from '../../../shared/config/policy';
 import { silentLogger } from '../../../shared/log';
 import { OutboxDispatcher } from '../../../shared/notify/outbox';
 import { Pipeline } from '../../../shared/pipeline/pipeline';
-import { openSqliteStore } from '../../../shared/store/sqlite';
+import type { Store } from '../../../shared/store/port';
+import { openSqliteStore, type SqliteStore } from '../../../shared/store/sqlite';
 import { createBrain } from '../../../shared/triage/brain';
 import { ROOT } from '../../helpers/cli';
+import { signal } from '../../helpers/signal';
 
 const shippedPolicyText = readFileSync(join(ROOT, 'policies', 'contoso.yaml'), 'utf8');
 /** A SecurityAlert row of the Contoso workspace to build the two alerts from. */
@@ -127,5 +130,77 @@ describe('pipeline correlation of one account spelt two ways', () => {
 
     expect([first, afterRemoval].map((o) => o.items[0]?.status)).toEqual(['triaged', 'triaged']);
     expect(afterRemoval.items[0]?.result?.killChain.relatedCaseIds).toEqual([]);
+  });
+});
+
+describe('two processes triaging the two spellings at the same moment on one SQLite file', () => {
+  let dir: string;
+  const opened: SqliteStore[] = [];
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'triage-alias-race-'));
+  });
+  afterEach(async () => {
+    for (const s of opened.splice(0)) await s.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** One connection to `file`, as one process would open it. */
+  function connect(file: string): SqliteStore {
+    const s = openSqliteStore({ file });
+    opened.push(s);
+    return s;
+  }
+
+  /** The real store, its first look-up held by `afterFirstLookup` and its writes by `beforePut`: forces the interleaving. */
+  function gated(store: Store, afterFirstLookup: () => Promise<void>, beforePut?: () => Promise<void>): Store {
+    let lookups = 0;
+    return new Proxy(store, {
+      get(target, prop) {
+        if (prop === 'findRelated')
+          return async (...args: Parameters<Store['findRelated']>) => {
+            const answer = await target.findRelated(...args);
+            if (lookups++ === 0) await afterFirstLookup();
+            return answer;
+          };
+        if (prop === 'putCase')
+          return async (...args: Parameters<Store['putCase']>) => {
+            await beforePut?.();
+            return target.putCase(...args);
+          };
+        const v: unknown = Reflect.get(target, prop, target);
+        return typeof v === 'function' ? v.bind(target) : v;
+      },
+    });
+  }
+
+  it('finds the case the directory links it to in the re-check after its commit, when both looked up before either commit', async () => {
+    // Arrange: A looks up, B looks up, A commits, B commits (B writes once A is done: one thread, two write locks)
+    const file = join(dir, 'shared.db');
+    let arrivals = 0;
+    const bothLookedUp = signal();
+    const meet = async () => {
+      if (++arrivals === 2) bothLookedUp.fire();
+      await bothLookedUp.done;
+    };
+    const aDone = signal();
+    const processOn = (store: Store) =>
+      new Pipeline({ store, policies: mappedPolicies(), brain: createBrain(), log: silentLogger, backoffMs: 1 });
+    const a = processOn(gated(connect(file), meet));
+    const b = processOn(gated(connect(file), meet, () => aDone.done));
+
+    // Act
+    const [outA, outB] = await Promise.all([
+      a.ingestText(windowsAlert, alerts).finally(() => aDone.fire()),
+      b.ingestText(signInAlert, alerts),
+    ]);
+
+    // Assert: the sign-in, committed second, was re-checked through its alias key and now lists the Windows case
+    const first = outA.items[0];
+    const second = outB.items[0];
+    const stored = await connect(file).getCase(second?.tenantId as string, second?.caseId as string);
+    expect(first?.result?.killChain.relatedCaseIds).toEqual([]);
+    expect(stored?.revision).toBe(2);
+    expect(stored?.result.killChain.relatedCaseIds).toEqual([first?.caseId]);
+    expect(stored?.result.killChain.detail).toContain('through directory alias account:contoso\\alice for account:alice@contoso.com');
   });
 });
