@@ -4,7 +4,6 @@
  * the case's outbox lists only the abandoned one; that must not read as "nobody was told". The stand-in has
  * no TTL expiry, so the expiry is done as Cosmos does it: the sent entries' documents are deleted.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CosmosClient } from '@azure/cosmos';
 import { PolicyRegistry } from '../../shared/config/policy';
@@ -14,36 +13,16 @@ import { Pipeline } from '../../shared/pipeline/pipeline';
 import { openCosmosStore } from '../../shared/store/cosmos';
 import type { NotificationRecord } from '../../shared/store/port';
 import { createBrain } from '../../shared/triage/brain';
-import { ROOT, SAMPLES } from '../helpers/cli';
+import { ROOT } from '../helpers/cli';
 import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
+import { uncodedIncident } from '../helpers/incidents';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const NAME = '11111111-2222-4333-8444-555555555555';
-const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
 const http = { kind: 'incident' as const, source: 'test' };
 
-/** An incident with no rule code, so its severity follows the provider's. */
-function incident(event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string): unknown {
-  const d = JSON.parse(incidentText) as {
-    objectEventType: string;
-    object: { id: string; name: string; properties: Record<string, unknown> };
-  };
-  d.objectEventType = event;
-  d.object.name = NAME;
-  d.object.id = `${d.object.id.slice(0, d.object.id.lastIndexOf('/'))}/${NAME}`;
-  Object.assign(d.object.properties, {
-    title: 'Unusual thing seen',
-    description: 'no code',
-    relatedAnalyticRuleIds: [],
-    alerts: [],
-    additionalData: {},
-    createdTimeUtc: '2026-11-20T01:00:00.000Z',
-    lastModifiedTimeUtc,
-    severity,
-    status: 'Active',
-  });
-  return d;
-}
+const incident = (event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string): unknown =>
+  uncodedIncident(NAME, event, lastModifiedTimeUtc, severity);
 
 describe('a revision of a case whose sent notifications outlived their retention on Cosmos DB', () => {
   let server: CosmosTestServer;

@@ -3,7 +3,6 @@
  * planned as if it had not been made, so the alert is announced after all; one that was sent, or is
  * still pending, keeps a same-level revision quiet. Real SQLite store, real dispatcher, no timers.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PolicyRegistry } from '../../../shared/config/policy';
 import { silentLogger } from '../../../shared/log';
@@ -12,36 +11,16 @@ import { Pipeline } from '../../../shared/pipeline/pipeline';
 import type { NotificationRecord } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
 import { createBrain } from '../../../shared/triage/brain';
-import { ROOT, SAMPLES } from '../../helpers/cli';
+import { ROOT } from '../../helpers/cli';
 import { countingStore } from '../../helpers/countingStore';
+import { uncodedIncident } from '../../helpers/incidents';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const NAME = '11111111-2222-4333-8444-555555555555';
-const incidentText = readFileSync(join(SAMPLES, 'incident-create-bruteforce.json'), 'utf8');
 const http = { kind: 'incident' as const, source: 'test' };
 
-/** An incident with no rule code, so its severity follows the provider's. */
-function incident(event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown {
-  const d = JSON.parse(incidentText) as {
-    objectEventType: string;
-    object: { id: string; name: string; properties: Record<string, unknown> };
-  };
-  d.objectEventType = event;
-  d.object.name = NAME;
-  d.object.id = `${d.object.id.slice(0, d.object.id.lastIndexOf('/'))}/${NAME}`;
-  Object.assign(d.object.properties, {
-    title: 'Unusual thing seen',
-    description: 'no code',
-    relatedAnalyticRuleIds: [],
-    alerts: [],
-    additionalData: {},
-    createdTimeUtc: '2026-11-20T01:00:00.000Z',
-    lastModifiedTimeUtc,
-    severity,
-    status,
-  });
-  return d;
-}
+const incident = (event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown =>
+  uncodedIncident(NAME, event, lastModifiedTimeUtc, severity, status);
 
 /**
  * A pipeline whose channel fails while `down(n)` says so, with one attempt per entry: a failed send is

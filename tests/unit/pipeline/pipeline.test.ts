@@ -10,6 +10,7 @@ import type { NotificationRecord } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
 import { createBrain } from '../../../shared/triage/brain';
 import { ROOT, SAMPLES } from '../../helpers/cli';
+import { uncodedIncident } from '../../helpers/incidents';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const INCIDENT = '6a3c1f0e-2b4d-4e8f-9a0b-1c2d3e4f5a6b';
@@ -248,28 +249,8 @@ describe('pipeline ordering of concurrent deliveries', () => {
 
 describe('pipeline revisions of one incident', () => {
   const NAME = '11111111-2222-4333-8444-555555555555';
-  /** An incident with no rule code, so its severity follows the provider's (as the sample's brute-force rule does not). */
-  function incident(event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown {
-    const d = JSON.parse(incidentText) as {
-      objectEventType: string;
-      object: { id: string; name: string; properties: Record<string, unknown> };
-    };
-    d.objectEventType = event;
-    d.object.name = NAME;
-    d.object.id = `${d.object.id.slice(0, d.object.id.lastIndexOf('/'))}/${NAME}`;
-    Object.assign(d.object.properties, {
-      title: 'Unusual thing seen',
-      description: 'no code',
-      relatedAnalyticRuleIds: [],
-      alerts: [],
-      additionalData: {},
-      createdTimeUtc: '2026-11-20T01:00:00.000Z',
-      lastModifiedTimeUtc,
-      severity,
-      status,
-    });
-    return d;
-  }
+  const incident = (event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown =>
+    uncodedIncident(NAME, event, lastModifiedTimeUtc, severity, status);
   const escalations = (sent: readonly NotificationRecord[]) => sent.filter((n) => n.kind === 'escalation');
 
   it('keeps two updates within one millisecond in order: the older, delivered last, is stale and changes nothing', async () => {
