@@ -184,6 +184,19 @@ export interface NotificationRef {
   readonly status: 'queued' | 'sent' | 'failed' | 'suppressed';
 }
 
+/** A revision that planned notifications, and the severity they announce (TriageResult.notifiedRevisions). */
+export interface NotifiedRevision {
+  readonly revision: number;
+  readonly severity: Severity;
+  /**
+   * How many outbox entries it planned (absent in results written before it was kept). Only when every
+   * one of them is listed as abandoned was nobody told: on Cosmos an entry's TTL runs from its last mark,
+   * so an entry sent at once expires before a sibling abandoned an hour later, and the abandoned one
+   * listed alone says nothing of the others.
+   */
+  readonly entries?: number;
+}
+
 /** The verdict of triage for one case revision: what `triage replay` prints and what the store keeps. */
 export interface TriageResult {
   readonly caseId: string;
@@ -214,10 +227,10 @@ export interface TriageResult {
   };
   readonly notifications: readonly NotificationRef[];
   /**
-   * The highest severity announced so far, over every revision (a first report, then
-   * escalations): a later revision notifies only above it, so a case that goes down and up
-   * again, or a redelivered update, never pages twice for the same level. Absent while nobody
-   * has been notified.
+   * The highest severity planned for announcement so far, over every revision (a first report,
+   * then escalations), shown to the analyst. Planning reads `notifiedRevisions` with the case's
+   * outbox instead (an abandoned notification announced nothing); this is its fallback only for
+   * results written before that history was kept. Absent while nobody has been notified.
    */
   readonly notifiedSeverity?: Severity;
   /**
@@ -226,7 +239,7 @@ export interface TriageResult {
    * entries were all abandoned (retries exhausted) announced nothing: a later revision is planned against
    * the others (notify/plan.ts announcedSoFar). Absent in results written before it.
    */
-  readonly notifiedRevisions?: readonly { readonly revision: number; readonly severity: Severity; readonly entries?: number }[];
+  readonly notifiedRevisions?: readonly NotifiedRevision[];
   /** Whether the tenant had a policy file or the documented defaults applied. */
   readonly policy: { readonly source: 'tenant' | 'default'; readonly name?: string };
   readonly steps: readonly StepRecord[];

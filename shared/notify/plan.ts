@@ -5,7 +5,7 @@
  *
  * Idempotency keys (the outbox rejects a second insert of the same key):
  * - first report: `tenant|case|first-report|contact|channel` — once per case, whatever
- *   the redeliveries or revisions;
+ *   the redeliveries or revisions, unless every earlier one was abandoned (below);
  * - escalation on a new revision whose severity is above what was already notified:
  *   `tenant|case|escalation|contact|channel|rN` — once per revision;
  * - a first report again after every earlier one was abandoned (retries exhausted, nobody told):
@@ -16,7 +16,7 @@
  * severity notifies again instead of leaving the alert unannounced.
  */
 import type { TenantPolicy } from '../config/policy';
-import { compareSeverity, type NotificationKind, type Severity } from '../model/domain';
+import { compareSeverity, type NotificationKind, type NotifiedRevision, type Severity } from '../model/domain';
 import type { NotificationRecord } from '../store/port';
 
 /** Channels a contact can be reached on. */
@@ -58,19 +58,6 @@ export function notificationKey(p: {
 }): string {
   const base = `${p.tenantId}|${p.caseId}|${p.kind}|${p.contact}|${p.channel}`;
   return p.kind === 'first-report' && p.perRevision !== true ? base : `${base}|r${p.revision ?? 0}`;
-}
-
-/** A revision that planned notifications, and the severity they announce (TriageResult.notifiedRevisions). */
-export interface NotifiedRevision {
-  readonly revision: number;
-  readonly severity: Severity;
-  /**
-   * How many outbox entries it planned (absent in results written before it was kept). Only when every
-   * one of them is listed as abandoned was nobody told: on Cosmos an entry's TTL runs from its last mark,
-   * so an entry sent at once expires before a sibling abandoned an hour later, and the abandoned one
-   * listed alone says nothing of the others.
-   */
-  readonly entries?: number;
 }
 
 /** What a case's earlier revisions announced (announcedSoFar). */

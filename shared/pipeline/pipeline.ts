@@ -40,13 +40,21 @@ import type { PolicyRegistry, ResolvedPolicy } from '../config/policy';
 import { relatedQuery } from '../correlation/plan';
 import { ConcurrencyConflictError, InputValidationError, isTransient, TriageError } from '../errors';
 import type { Logger } from '../log';
-import { type Case, compareSeverity, type NotificationRef, type Severity, type StepRecord, type TriageResult } from '../model/domain';
+import {
+  type Case,
+  compareSeverity,
+  type NotificationRef,
+  type NotifiedRevision,
+  type Severity,
+  type StepRecord,
+  type TriageResult,
+} from '../model/domain';
 import { parseJsonText, stringifyJson } from '../model/json';
 import { type BodyKind, type ParseOutcome, parseBody } from '../model/parse';
 import { compareRevisionKeys } from '../model/revision';
 import { firstReportDue, isBusinessHours, secondReportDue } from '../notify/hours';
 import type { OutboxDispatcher } from '../notify/outbox';
-import { type Announced, announcedSoFar, type NotifiedRevision, planNotifications } from '../notify/plan';
+import { type Announced, announcedSoFar, planNotifications } from '../notify/plan';
 import { toSentinelSeverity } from '../severity/sentinel';
 import type { CaseRecord, EntitySighting, NotificationRecord, ParkedItem, Store } from '../store/port';
 import { withRetry } from '../store/retry';
@@ -161,7 +169,7 @@ interface Judgement {
    * writers commit correlation rows since it was read (see recheckDue)? None without keys.
    */
   readonly othersCommittedSince?: () => boolean;
-  /** The case's outbox entries, read before judging a revision of a case that has notified (announcedSoFar). */
+  /** The case's outbox entries, read before judging a revision of a case that has notified (announcedSoFar); none for a new case. */
   readonly earlier?: readonly NotificationRecord[];
 }
 
