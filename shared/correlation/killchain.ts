@@ -5,6 +5,7 @@
  * does no allocation for set operations.
  */
 import { type Alert, type Case, KILL_CHAIN_PHASES, type KillChainPhase } from '../model/domain';
+import { jsonPath } from '../model/zodIssues';
 
 /** Default ATT&CK tactic → kill-chain phase mapping (tactics spelled as Sentinel does, PascalCase). */
 export const DEFAULT_TACTIC_PHASES: Readonly<Record<string, KillChainPhase>> = {
@@ -55,7 +56,7 @@ export interface KillChainMapping {
   readonly tactics: ReadonlyMap<string, KillChainPhase>;
   /** Upper-cased technique id (`T1190`, `T1110.003`) → phase. */
   readonly techniques: ReadonlyMap<string, KillChainPhase>;
-  /** Tenant overrides that name no known phase (ignored; reported by `checkPolicy`). */
+  /** Tenant overrides that name no known phase, with their JSON path in the policy (ignored; reported by `checkPolicy`). */
   readonly invalid: readonly { readonly path: string; readonly value: string }[];
   /**
    * Memo of this mapping: a tactic spelling as an alert carries it (`CredentialAccess`) → its
@@ -98,12 +99,12 @@ export function compileKillChain(overrides?: {
   for (const [t, p] of Object.entries(overrides?.tactics ?? {})) {
     const phase = p.trim().toLowerCase();
     if (isKillChainPhase(phase)) tactics.set(normalizeTactic(t), phase);
-    else invalid.push({ path: `killChain.tactics.${t}`, value: p });
+    else invalid.push({ path: jsonPath(['killChain', 'tactics', t]), value: p });
   }
   for (const [t, p] of Object.entries(overrides?.techniques ?? {})) {
     const phase = p.trim().toLowerCase();
     if (isKillChainPhase(phase)) techniques.set(t.trim().toUpperCase(), phase);
-    else invalid.push({ path: `killChain.techniques.${t}`, value: p });
+    else invalid.push({ path: jsonPath(['killChain', 'techniques', t]), value: p });
   }
   return { tactics, techniques, invalid, tacticBits: new Map(), techniqueBits: new Map() };
 }

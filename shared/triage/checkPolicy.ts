@@ -9,7 +9,6 @@ import { isPlaybookId, PLAYBOOK_IDS } from '../../playbooks';
 import type { TenantPolicy } from '../config/policy';
 import { compileKillChain } from '../correlation/killchain';
 import type { InputIssue } from '../errors';
-import { jsonPath } from '../model/zodIssues';
 import { DEFAULT_SCENARIOS } from '../severity/nist';
 
 /** Problems of a validated policy that the brain would work around; empty when none. */
@@ -31,19 +30,7 @@ export function checkPolicy(policy: TenantPolicy): InputIssue[] {
     }
   }
   for (const bad of compileKillChain(policy.killChain).invalid) {
-    issues.push({ path: killChainPath(bad.path), reason: `"${bad.value}" is not a kill-chain phase` });
+    issues.push({ path: bad.path, reason: `"${bad.value}" is not a kill-chain phase` });
   }
   return issues;
-}
-
-/**
- * `killChain.techniques.T1059.001` (compileKillChain joins the key with a dot) as a JSON path that keeps the key
- * whole (`$.killChain.techniques["T1059.001"]`), so `policy check` can find its line; plain keys stay dotted.
- */
-function killChainPath(dotted: string): string {
-  for (const section of ['tactics', 'techniques'] as const) {
-    const prefix = `killChain.${section}.`;
-    if (dotted.startsWith(prefix)) return jsonPath(['killChain', section, dotted.slice(prefix.length)]);
-  }
-  return `$.${dotted}`;
 }

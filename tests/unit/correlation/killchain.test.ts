@@ -61,7 +61,7 @@ describe('kill-chain mapping', () => {
     expect(phasesOf({ tactics: ['Discovery'] }, m)).toEqual(['reconnaissance']);
     expect(phasesOf({ tactics: ['Execution'], techniques: ['T1059.001'] }, m)).toEqual(['command-and-control']);
     expect(phasesOf({ tactics: ['Execution'], techniques: ['T1059.003'] }, m)).toEqual(['installation']);
-    expect(m.invalid).toEqual([{ path: 'killChain.techniques.T1003', value: 'nonsense' }]);
+    expect(m.invalid).toEqual([{ path: '$.killChain.techniques.T1003', value: 'nonsense' }]);
   });
 
   it('remembers spellings per mapping: a spelling resolved under one mapping keeps its meaning under another', () => {
