@@ -10,8 +10,9 @@ import { type Document, isAlias, isMap, isNode, isScalar, isSeq, type Pair, pars
 import { z } from 'zod';
 import { ConfigError, type InputIssue, PolicyError } from '../errors';
 import { SEVERITIES } from '../model/domain';
+import { canonicalDomain } from '../model/entities';
 import { canonicalId } from '../model/inputs/securityAlert';
-import { formatZodIssues } from '../model/zodIssues';
+import { formatZodIssues, jsonPath } from '../model/zodIssues';
 import { isValidNetworkOrHost } from './networks';
 
 /**
@@ -114,22 +115,21 @@ const MAX_DIRECTORY_DOMAINS = 100;
 
 /**
  * A NetBIOS domain name, the `DOMAIN` of `DOMAIN\\user` in Windows logs: 1–15 characters, none of the characters Windows
- * reserves, and no `@` or leading `.` so a UPN suffix written in the wrong field is refused. Windows compares it
- * case-insensitively: kept lower-case, as account keys spell it.
+ * reserves, and no `@` or `.`, so a UPN suffix written in the wrong field (`contoso.com`) is refused rather than
+ * making aliases no log ever spells (Windows allows a dot in a NetBIOS name but advises against it). Windows compares
+ * it case-insensitively: kept lower-case, as account keys spell it.
  */
 const netbiosDomain = z
   .string()
   .trim()
-  .regex(/^[^\s\\/:*?"<>|@,.][^\s\\/:*?"<>|@,]{0,14}$/, {
-    error: 'must be a NetBIOS domain name such as CONTOSO (1–15 characters, no spaces or \\ / : * ? " < > | @ ,)',
+  .regex(/^[^\s\\/:*?"<>|@,.]{1,15}$/, {
+    error: 'must be a NetBIOS domain name such as CONTOSO (1–15 characters, no spaces or \\ / : * ? " < > | @ , .)',
   })
   .toLowerCase();
 /** A UPN suffix (a DNS name such as `contoso.com`), lower-cased and without a trailing dot, as account keys spell it. */
 const upnSuffix = z
   .string()
-  .trim()
-  .toLowerCase()
-  .overwrite((s) => (s.endsWith('.') ? s.slice(0, -1) : s))
+  .overwrite(canonicalDomain)
   .regex(/^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/, {
     error: 'must be a DNS name such as contoso.com',
   });
@@ -169,7 +169,7 @@ const directorySchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['domains', i, 'netbios'],
-          message: `NetBIOS domain "${dom.netbios}" is listed twice (also $.directory.domains[${first}].netbios)`,
+          message: `NetBIOS domain "${dom.netbios}" is listed twice (also ${jsonPath(['directory', 'domains', first, 'netbios'])})`,
         });
       dom.upnSuffixes.forEach((s, j) => {
         const owner = suffixAt.get(s);
@@ -177,7 +177,7 @@ const directorySchema = z
           suffixAt.set(s, { domain: i, at: j });
           return;
         }
-        const also = `$.directory.domains[${owner.domain}].upnSuffixes[${owner.at}]`;
+        const also = jsonPath(['directory', 'domains', owner.domain, 'upnSuffixes', owner.at]);
         const other = d.domains[owner.domain]?.netbios;
         ctx.addIssue({
           code: 'custom',
@@ -469,7 +469,7 @@ function lineCounter(text: string): (offset: number) => number {
 }
 
 /** Reads and validates one policy file. */
-export function loadPolicyFile(file: string): TenantPolicy {
+function loadPolicyFile(file: string): TenantPolicy {
   return parsePolicy(readFileSync(file, 'utf8'), file);
 }
 

@@ -85,4 +85,12 @@ describe('tenant policy directory section', () => {
     expect(issues[0]?.reason).toContain('NetBIOS domain name');
     expect(issues[1]?.reason).toContain('DNS name');
   });
+
+  it('refuses a UPN suffix written as the NetBIOS name (a dotted name no Windows log spells as DOMAIN\\user)', () => {
+    const text = withDirectory('domains:', '  - { netbios: contoso.com, upnSuffixes: [contoso.com] }');
+
+    const issues = issuesOf(text);
+
+    expect(issues.map((i) => bare(i.path))).toEqual(['$.directory.domains[0].netbios']);
+  });
 });
