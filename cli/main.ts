@@ -334,6 +334,7 @@ async function policy(args: string[]): Promise<number> {
         const text = readFileSync(file, 'utf8');
         const p = parsePolicy(text, file); // its schema errors already carry their lines
         const issues = checkPolicy(p);
+        // Only now: parsePolicy's own errors carry their lines already, and `report` would add a second.
         texts.set(file, text);
         if (issues.length > 0) throw new PolicyError(file, issues);
         valid.push({ policy: p, file });

@@ -5,7 +5,8 @@
  * its claim was taken is read again and sent only while the store still says `queued`. A `sent` mark the
  * store refuses is kept in memory, written by the next delivery or drain of the process, and its record
  * is not sent again meanwhile. So a record is sent once, except when the process dies between a send and
- * its `sent` mark: it is then sent again once its claim expires. The JSON-lines channel drops that repeat
+ * its `sent` mark (it is then sent again once its claim expires), or when a send answers only after its
+ * claim lapsed (below). The JSON-lines channel drops that repeat
  * itself (it remembers
  * the keys it has written, and reads the file's recent lines when a process first writes to it); other
  * channels get the key for their own de-duplication (PagerDuty `dedup_key`, Teams/Graph message ids in
@@ -289,9 +290,7 @@ type SendOutcome =
   | { readonly kind: 'lost'; readonly late: Promise<void> };
 
 /** Why a send that went through may have been sent twice (the `outbox.late-send` event). */
-const LATE_SEND_REASONS = ['claim-expired', 'claim-taken-over'] as const;
-/** A late-send reason. */
-type LateSendReason = (typeof LATE_SEND_REASONS)[number];
+type LateSendReason = 'claim-expired' | 'claim-taken-over';
 
 /** Drain batch bound: one drain sends at most this many entries (the next run takes the rest). */
 const DRAIN_LIMIT = 500;
