@@ -61,6 +61,22 @@
  * case document become ConcurrencyConflictError and nothing of the batch is written. markNotification
  * and markParkedReplayed are single PATCH operations (server-side, atomic: no read-modify-write loop).
  *
+ * Format version: every document this store writes carries `fv` (FORMAT_VERSION, now 1): Cosmos has
+ * no schema to version, so each document says which shape it has, as SQLite's `user_version` does for
+ * a file. A build that changes a shape an older one would misread (as the stored case form and the
+ * payload documents did) bumps it. Every read that interprets a document (point reads, findCase,
+ * findRelated's rows, listNotifications, listParked) refuses one newer than this build with
+ * ConfigError (setting COSMOS_DATABASE: the data is newer than the build, as a SQLite file newer
+ * than the build is refused at open) and logs `store.cosmos.format.newer` with the id and version,
+ * rather than answering a wrong verdict, "not found" or "nothing related". ConfigError, not
+ * StoreUnavailableError: retrying cannot help until this build is replaced, so the pipeline parks
+ * the alert at once (replayable after the upgrade) and GET /api/cases answers 500, not "retry later".
+ * A document without `fv` (written before it existed) is version 1. Queries check every row they
+ * return (findRelated projects `id` and `fv` for it: ≈ 60 bytes more per row answered, no request);
+ * pages findRelated does not fetch (every key already full) cannot change its answer, but rows a
+ * query's WHERE no longer matches (a newer shape) stay unseen. Patches set single paths and keep
+ * `fv`. `"fv":1,` is 7 bytes more per document written, and not indexed.
+ *
  * Retention: `defaultTtlSeconds` (or `ttlSecondsForTenant`, e.g. from the tenant policy's
  * `retention.days`) sets `ttl` on cases, sightings, outbox, payload and parked items; the port
  * carries no per-call TTL. Without either, items are kept until deleted. A case points only at a
@@ -254,6 +270,7 @@ const CASES_INDEXING: IndexingPolicy = {
     { path: '/sightingIds/*' },
     { path: '/outboxIds/*' },
     { path: '/indexTodo/*' },
+    { path: '/fv/?' },
     { path: '/"_etag"/?' },
   ],
 };
@@ -262,7 +279,7 @@ const PARKED_INDEXING: IndexingPolicy = {
   indexingMode: 'consistent',
   automatic: true,
   includedPaths: [{ path: '/*' }],
-  excludedPaths: [{ path: '/body/?' }, { path: '/issues/*' }, { path: '/reason/?' }, { path: '/"_etag"/?' }],
+  excludedPaths: [{ path: '/body/?' }, { path: '/issues/*' }, { path: '/reason/?' }, { path: '/fv/?' }, { path: '/"_etag"/?' }],
 };
 
 /**
@@ -440,6 +457,33 @@ const outboxDocId = (key: string) => `outbox:${hashId(key)}`;
 /** Content-addressed: the same text always gets the same id, so a payload document never changes once written. */
 const payloadDocId = (text: string) => `payload:${hashId(text)}`;
 
+/**
+ * Format version of the documents this build writes (their `fv`, see the header). Bump it with any
+ * change of a document's shape that the build before would misread: that build then refuses the
+ * document instead. A document without `fv` was written before the field existed: version 1.
+ */
+const FORMAT_VERSION = 1;
+/** Spread into every document written: `fv` is short because it is on every document (7 bytes). */
+const FV = { fv: FORMAT_VERSION } as const;
+
+/**
+ * Refuses a document whose format this build does not know (a newer build wrote it, or `fv` is no
+ * version at all): logs its id and version (nothing of its content), then throws ConfigError, so
+ * the caller fails rather than reading it as something else. Absent `fv` is version 1.
+ */
+function refuseNewer(doc: { readonly id?: unknown; readonly fv?: unknown } | undefined, log: Logger, scope: OpScope = {}): void {
+  if (doc === undefined) return;
+  const fv = doc.fv === undefined ? 1 : doc.fv;
+  if (typeof fv === 'number' && Number.isInteger(fv) && fv >= 1 && fv <= FORMAT_VERSION) return;
+  const docId = typeof doc.id === 'string' ? doc.id : '?';
+  const version = typeof fv === 'number' ? fv : String(fv).slice(0, 40);
+  log.error('store.cosmos.format.newer', { ...scope, docId, formatVersion: version, supported: FORMAT_VERSION });
+  throw new ConfigError(
+    'COSMOS_DATABASE',
+    `document ${docId} has format version ${version}, this build reads up to ${FORMAT_VERSION}: a newer build wrote it (upgrade this one, or restore the data from before that build)`,
+  );
+}
+
 interface CaseDoc {
   id: string;
   docType: 'case';
@@ -459,6 +503,8 @@ interface CaseDoc {
   outboxIds: string[];
   /** Index work of a revision written in several batches not done yet (see the header, Limits). */
   indexTodo?: IndexTodo;
+  /** Format version (FORMAT_VERSION); absent on documents written before it existed. */
+  fv?: number;
   ttl?: number;
   _etag?: string;
   /** Seconds since the epoch of the last write (server clock): `ttl` counts from it. */
@@ -470,6 +516,7 @@ interface PayloadDoc {
   docType: 'payload';
   tenantId: string;
   payload: string;
+  fv?: number;
   ttl?: number;
 }
 
@@ -481,6 +528,9 @@ interface SightingDoc {
   playbook: string;
   severity: Severity;
 }
+
+/** An index row as findRelated's query returns it: with its format version, to refuse a newer one. */
+type SightingHit = SightingDoc & { readonly fv?: unknown };
 
 /** An index row as a case document's to-do keeps it: its id and the rest follow from the case. */
 type SightingRow = Omit<SightingDoc, 'caseId'>;
@@ -500,6 +550,7 @@ interface LeaseDoc {
   caseId: string;
   owner: string;
   expiresAt: string;
+  fv?: number;
   _etag?: string;
 }
 
@@ -594,13 +645,13 @@ class PayloadCache {
 
 /** The payload document holding `text` for a tenant (its id is the hash of the text). */
 function payloadDoc(tenantId: string, text: string, ttlField: { ttl?: number }): PayloadDoc {
-  return { id: payloadDocId(text), docType: 'payload', tenantId, payload: text, ...ttlField };
+  return { id: payloadDocId(text), docType: 'payload', tenantId, payload: text, ...FV, ...ttlField };
 }
 
 /** The outbox document of `n`: the payload text is replaced by the id of its payload document. */
 function outboxDoc(n: NotificationRecord, payloadId: string, ttlField: { ttl?: number }): JSONObject {
   const { payload: _inline, ...rest } = n;
-  return asJson({ id: outboxDocId(n.key), docType: 'outbox', ...rest, payloadId, ...ttlField });
+  return asJson({ id: outboxDocId(n.key), docType: 'outbox', ...rest, payloadId, ...FV, ...ttlField });
 }
 
 /** The index row document of a case (same id for the same case, key and instant, so a rewrite replaces it). */
@@ -615,6 +666,7 @@ function sightingDoc(tenantId: string, caseId: string, row: SightingRow, ttlFiel
     phases: row.phases,
     playbook: row.playbook,
     severity: row.severity,
+    ...FV,
     ...ttlField,
   });
 }
@@ -658,10 +710,14 @@ function indexRowIds(doc: CaseDoc): string[] {
   return [...(doc.sightingIds ?? []), ...(doc.indexTodo?.delete ?? [])];
 }
 
-/** A case document as read, without its system properties and its to-do: the body a replace writes back. */
+/**
+ * A case document as read, without its system properties and its to-do: the body a replace writes back.
+ * A copy is in the shape it was read in, so it keeps that format version (one written without `fv` is 1).
+ */
 function caseBody(doc: CaseDoc): CaseDoc {
   const body: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(doc)) if (!k.startsWith('_') && k !== 'indexTodo') body[k] = v;
+  body.fv = doc.fv ?? 1;
   return body as unknown as CaseDoc;
 }
 
@@ -809,6 +865,7 @@ export class CosmosStore implements Store {
       for (let next = queue.shift(); next !== undefined; next = queue.shift()) {
         const [key, { tenantId, id }] = next;
         const { resource } = await this.call('readPayload', () => this.cases.item(id, tenantId).read<PayloadDoc>());
+        refuseNewer(resource, this.log, { tenantId });
         if (typeof resource?.payload === 'string') {
           this.payloads.set(key, resource.payload);
           texts.set(key, resource.payload);
@@ -827,6 +884,8 @@ export class CosmosStore implements Store {
       tenantId,
       caseId,
     });
+    // Every reader of a case document (getCase, a put's read, a settling read) comes through here.
+    refuseNewer(res.resource, this.log, { tenantId, caseId });
     return res.resource;
   }
 
@@ -864,6 +923,7 @@ export class CosmosStore implements Store {
         })
         .fetchAll(),
     );
+    for (const d of resources) refuseNewer(d, this.log, { caseId });
     const tenants = [...new Set(resources.map((d) => d.tenantId))].sort();
     if (tenants.length > 1) throw new AmbiguousCaseError(caseId, tenants);
     const doc = resources[0];
@@ -959,6 +1019,7 @@ export class CosmosStore implements Store {
       ...(reportPayloadId !== undefined ? { reportPayloadId } : {}),
       sightingIds: [...rows.keys()],
       outboxIds: [...new Set([...previous.outboxIds, ...outbox.map((n) => outboxDocId(n.key))])],
+      ...FV,
       ...ttlField,
     };
     const committed = owed.length > 0 ? { ...caseDoc, indexTodo: todoOf(owed) } : caseDoc;
@@ -1110,10 +1171,10 @@ export class CosmosStore implements Store {
       exclude = ' AND c.caseId != @exclude';
       parameters.push({ name: '@exclude', value: query.excludeCaseId });
     }
-    const iterator = this.cases.items.query<SightingDoc>(
+    const iterator = this.cases.items.query<SightingHit>(
       {
         query:
-          'SELECT c.entityKey, c.caseId, c.detectedAt, c.phases, c.playbook, c.severity FROM c ' +
+          'SELECT c.fv, c.entityKey, c.caseId, c.detectedAt, c.phases, c.playbook, c.severity FROM c ' +
           `WHERE c.tenantId = @tenantId AND c.docType = 'sighting' AND c.entityKey IN (${names.join(', ')}) ` +
           `AND c.detectedAt >= @from AND c.detectedAt <= @to${exclude} ORDER BY c.detectedAt DESC`,
         parameters,
@@ -1126,6 +1187,9 @@ export class CosmosStore implements Store {
     // Newest first across all keys: stop paging as soon as every key has its limit.
     while (full < keys.length && iterator.hasMoreResults()) {
       const page = await this.call('findRelated', () => iterator.fetchNext(), undefined, scope);
+      // Every row returned, before any is kept: a newer row left out would change the verdict unseen.
+      // The row's id is not selected (≈ 60 B more per row on every look-up): the log names its case instead.
+      for (const d of page.resources) refuseNewer(d, this.log, { ...scope, caseId: d.caseId });
       for (const d of page.resources) {
         const list = perKey.get(d.entityKey);
         if (!list || list.length >= query.limitPerKey) continue;
@@ -1159,6 +1223,7 @@ export class CosmosStore implements Store {
       caseId: lease.caseId,
       owner: lease.owner,
       expiresAt: lease.expiresAt,
+      ...FV,
       ttl,
     };
     const held = (doc: LeaseDoc): { acquired: boolean; lease: Lease } => ({
@@ -1177,6 +1242,7 @@ export class CosmosStore implements Store {
         if (statusOf(err) !== 409) throw err;
       }
       const { resource: existing } = await this.call('acquireLease', () => item.read<LeaseDoc>());
+      refuseNewer(existing, this.log, { tenantId: lease.tenantId, caseId: lease.caseId });
       if (!existing) continue; // deleted (released or expired) between create and read: try again
       const mine = existing.owner === lease.owner;
       if (!mine && !(Date.parse(existing.expiresAt) <= Date.parse(now))) return held(existing);
@@ -1192,6 +1258,7 @@ export class CosmosStore implements Store {
       }
     }
     const { resource: current } = await this.call('acquireLease', () => item.read<LeaseDoc>());
+    refuseNewer(current, this.log, { tenantId: lease.tenantId, caseId: lease.caseId });
     if (current) return held(current);
     throw new ConcurrencyConflictError(`lease on case ${lease.caseId}: too much contention`);
   }
@@ -1205,6 +1272,7 @@ export class CosmosStore implements Store {
     for (let round = 0; round < 2; round++) {
       if (etag === undefined) {
         const { resource } = await this.call('releaseLease', () => item.read<LeaseDoc>());
+        refuseNewer(resource, this.log, { tenantId, caseId });
         if (!resource || resource.owner !== owner) return;
         etag = resource._etag ?? '';
       }
@@ -1307,6 +1375,7 @@ export class CosmosStore implements Store {
         .query<Record<string, unknown>>({ query, parameters }, filter.tenantId !== undefined ? { partitionKey: filter.tenantId } : {})
         .fetchAll(),
     );
+    for (const doc of resources) refuseNewer(doc, this.log, filter.tenantId !== undefined ? { tenantId: filter.tenantId } : {});
     // Documents written before payload documents existed carry `payload` inline and no payloadId.
     const pointing: { doc: Record<string, unknown>; tenantId: string; id: string }[] = [];
     for (const doc of resources) {
@@ -1329,7 +1398,9 @@ export class CosmosStore implements Store {
     const ttl = item.tenantId !== undefined ? this.ttlFor(item.tenantId) : this.options.defaultTtlSeconds;
     const id = idPart(item.id);
     try {
-      await this.call('park', () => this.parked.items.create({ ...item, id, parkedId: item.id, ...(ttl !== undefined ? { ttl } : {}) }));
+      await this.call('park', () =>
+        this.parked.items.create({ ...item, id, parkedId: item.id, ...FV, ...(ttl !== undefined ? { ttl } : {}) }),
+      );
     } catch (err) {
       if (statusOf(err) !== 409) throw err;
     }
@@ -1354,6 +1425,7 @@ export class CosmosStore implements Store {
         })
         .fetchAll(),
     );
+    for (const d of resources) refuseNewer(d, this.log);
     return resources
       .map((d) => ({ id: String(d.parkedId ?? d.id), ...pick<Omit<ParkedItem, 'id'>>(d, PARKED_FIELDS) }))
       .sort((a, b) => b.parkedAt.localeCompare(a.parkedAt) || b.id.localeCompare(a.id));
