@@ -41,7 +41,10 @@
  * outbox entries. better-sqlite3 is synchronous: every method does its work when called. Writes
  * outside a unit of work join a group commit (see exec): their promises settle after the group's
  * COMMIT on the next event-loop turn, so concurrent deliveries share one commit and nobody is
- * answered before it. Statements are prepared once per store.
+ * answered before it. Statements are prepared once per store. While another connection (a replay, an
+ * sqlite3 shell) holds the write lock, BEGIN IMMEDIATE is retried on a timer instead of in SQLite's busy
+ * handler, which would freeze the event loop for up to busy_timeout: writes arriving meanwhile join the
+ * waiting group, reads answer from what is committed, and after busy_timeout the writes fail as before.
  *
  * When things fail under it: a write meant for an open unit or group never runs after SQLite rolled
  * that transaction back by itself (disk full, I/O error), so a batch commits whole or not at all and
@@ -304,7 +307,10 @@ export interface SqliteStoreOptions {
   /** Database file (its folder is created), or `:memory:`. */
   readonly file: string;
   readonly log?: Logger;
-  /** How long a writer waits for another process's lock before failing (default 5000 ms). */
+  /**
+   * How long a writer waits for another process's lock before failing (default 5000 ms). Once open, the wait is on
+   * a timer (see SqliteStore.tryBegin): the event loop keeps turning meanwhile.
+   */
   readonly busyTimeoutMs?: number;
   /** Keep superseded revisions in `case_revisions` (default true): the audit trail, written only on updates. */
   readonly keepRevisions?: boolean;
@@ -556,6 +562,26 @@ interface LogMark {
   readonly knownSeq: number;
 }
 
+/** A group commit (see SqliteStore.exec). */
+interface Group {
+  /** Settles after its COMMIT: rejects when it rolled back, or when it never got the write lock. */
+  readonly done: Promise<void>;
+  /** Index changes of its members, to undo if it rolls back. */
+  readonly undo: Undo[];
+  /** Where the index had read the log when its transaction began, put back if it rolls back. */
+  logMark: LogMark;
+  /**
+   * Set while it waits for another connection's write lock (no transaction begun yet); resolves once it
+   * has begun, to undefined, or to the StoreUnavailableError it failed with. Resolves rather than
+   * rejects so that every waiter resumes in the same turn, in arrival order.
+   */
+  locking: Promise<unknown> | undefined;
+}
+
+/** First pause before BEGIN IMMEDIATE is tried again while another connection holds the write lock; doubles up to LOCK_RETRY_MAX_MS. */
+const LOCK_RETRY_FIRST_MS = 2;
+const LOCK_RETRY_MAX_MS = 50;
+
 /** How often reads check that the database file is still the one opened (see checkFile); every COMMIT checks. */
 const FILE_CHECK_EVERY_MS = 1000;
 
@@ -579,7 +605,10 @@ export class SqliteStore implements Store {
   private readonly unit = new AsyncLocalStorage<boolean>();
   /** Settles when the open unit of work ends. */
   private active: Promise<void> | undefined;
-  /** putCase applies its writes (and index) before its first await: see the port. */
+  /**
+   * putCase applies its writes (and index) before its first await: see the port. While its group waits for
+   * another connection's write lock, they apply when it is taken, before any look-up issued after them (see exec).
+   */
   readonly appliesWritesOnCall = true;
   /** When expired leases were last deleted (clock ms of the `now` given to acquireLease). */
   private leasesSweptAt = 0;
@@ -624,8 +653,12 @@ export class SqliteStore implements Store {
   private dataVersion = -1;
   /** Index changes of the open unit of work or group, to undo if it rolls back. */
   private undo: Undo[] | undefined;
-  /** The open group commit (see exec); `logMark` is where the index had read the log when it began, put back if it rolls back. */
-  private group: { readonly done: Promise<void>; readonly undo: Undo[]; readonly logMark: LogMark } | undefined;
+  /** The open group commit (see exec), or the one waiting for the write lock (see openGroup). */
+  private group: Group | undefined;
+  /** How long BEGIN IMMEDIATE is retried while another connection holds the write lock: the connection's `busy_timeout`. */
+  private readonly busyTimeoutMs: number;
+  /** BEGIN IMMEDIATE without SQLite's busy wait, the connection's wait restored after it: see tryBegin. */
+  private readonly beginNoWait: string;
   /** Whether a unit of work's transaction is open (its async context can outlive it). */
   private unitOpen = false;
   /** Why SQLite ended the store's open transaction on its own (disk full, I/O error), for the error of the writes refused after. */
@@ -651,6 +684,10 @@ export class SqliteStore implements Store {
   ) {
     this.stmt = prepareStatements(db);
     const s = this.stmt;
+    this.busyTimeoutMs = db.pragma('busy_timeout', { simple: true }) as number;
+    // One exec (one native call) for the three: ≈ 1 µs more per transaction than a bare BEGIN, measured. A PRAGMA
+    // prepared once costs more (SQLite prepares it again on each run).
+    this.beginNoWait = `PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; PRAGMA busy_timeout = ${this.busyTimeoutMs}`;
     // The path SQLite actually opened (URI filenames resolved); empty for an in-memory database.
     const main = (db.pragma('database_list') as { name: string; file: string }[]).find((d) => d.name === 'main');
     if (main?.file) {
@@ -799,8 +836,9 @@ export class SqliteStore implements Store {
   async unitOfWork<T>(fn: () => Promise<T>): Promise<T> {
     if (this.unit.getStore()) return fn();
     for (;;) {
-      const g = this.gate();
+      const g = this.gate('write');
       if (g) await g;
+      // A group still waiting for the write lock too: the unit runs after it, never inside it.
       else if (this.group) await this.group.done.catch(() => undefined);
       else break;
     }
@@ -811,7 +849,8 @@ export class SqliteStore implements Store {
     });
     try {
       return await this.unit.run(true, async () => {
-        this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
+        const busy = this.tryBegin('begin');
+        if (busy !== undefined) await this.waitForLock('begin', busy);
         this.txBegan();
         const logMark = this.logMark();
         this.unitOpen = true;
@@ -841,10 +880,12 @@ export class SqliteStore implements Store {
 
   /**
    * The open unit of work to wait for, or undefined when the caller may go on (none is open,
-   * or the caller is inside it). See exec.
+   * or the caller is inside it). See exec. A read need not wait for a unit still waiting for the
+   * write lock: nothing is written yet, so it answers from what is committed (the health probe stays up).
    */
-  private gate(): Promise<void> | undefined {
-    return this.active && !this.unit.getStore() ? this.active : undefined;
+  private gate(kind: 'read' | 'write' | 'lookup'): Promise<void> | undefined {
+    if (!this.active || this.unit.getStore()) return undefined;
+    return kind === 'read' && !this.unitOpen ? undefined : this.active;
   }
 
   /**
@@ -864,31 +905,64 @@ export class SqliteStore implements Store {
       if (kind === 'write' && this.unitOpen) this.requireTransaction(op);
       return this.run(op, fn);
     }
-    for (let g = this.gate(); g; g = this.gate()) await g;
-    if (kind === 'write' && !this.group) this.openGroup();
-    const group = this.group;
+    let group: Group | undefined;
+    for (;;) {
+      for (let g = this.gate(kind); g; g = this.gate(kind)) await g;
+      if (kind === 'write' && !this.group) this.openGroup();
+      group = this.group;
+      // A group waiting for the write lock has no transaction yet. Writes join it: they run in it once it
+      // began, in arrival order, and fail with it if the lock never comes. A look-up waits as well, so it
+      // still sees the writes issued before it (appliesWritesOnCall). A read answers now, from what is
+      // committed: none of the group's writes ran yet, so none can be seen or taken back.
+      if (!group?.locking || kind === 'read') break;
+      const failed = await group.locking;
+      if (failed !== undefined && kind === 'write') throw failed;
+    }
     if (kind === 'write' && group) this.requireTransaction(op);
     const result = this.run(op, fn);
     // A correlation look-up does not wait: its answer only feeds a verdict that is itself written
     // (and answered) after a later commit, and waiting would hold the pipeline's look-up → write
     // ordering (appliesWritesOnCall) across a commit.
-    if (group && kind !== 'lookup') await group.done;
+    if (group && kind !== 'lookup' && !group.locking) await group.done;
     return result;
   }
 
-  /** Opens a group transaction; it commits (or rolls back and rejects) on the next turn of the event loop. */
+  /**
+   * Opens a group transaction; it commits (or rolls back and rejects) on the next turn of the event loop
+   * after it began. While another connection holds the write lock the group waits for it without blocking
+   * the event loop (see waitForLock), `locking` set: writers arriving meanwhile join it (see exec).
+   */
   private openGroup(): void {
-    this.run('begin', () => this.db.exec('BEGIN IMMEDIATE'));
-    this.txBegan();
+    const busy = this.tryBegin('begin');
     let settle: (err?: unknown) => void = () => undefined;
     const done = new Promise<void>((resolve, reject) => {
       settle = (err) => (err === undefined ? resolve() : reject(err));
     });
     done.catch(() => undefined); // each member awaits it; this only keeps an unawaited failure from being "unhandled"
-    const group = { done, undo: [] as Undo[], logMark: this.logMark() };
+    const group: Group = { done, undo: [], logMark: this.logMark(), locking: undefined };
     this.group = group;
-    this.undo = group.undo;
-    this.txEndedBy = undefined;
+    if (busy === undefined) {
+      this.groupBegan(group, settle);
+      return;
+    }
+    group.locking = this.waitForLock('begin', busy).then(
+      () => {
+        group.locking = undefined;
+        this.groupBegan(group, settle);
+        return undefined;
+      },
+      (err: unknown) => {
+        // Nothing ran in it: its members fail as a write that met the lock failed before (StoreUnavailableError).
+        this.group = undefined;
+        settle(err);
+        return err;
+      },
+    );
+  }
+
+  /** The group's transaction began: its members run in it until it commits on the next turn. */
+  private groupBegan(group: Group, settle: (err?: unknown) => void): void {
+    // The commit is scheduled first: whatever throws below, the transaction still ends and its members are answered.
     setImmediate(() => {
       this.group = undefined;
       this.undo = undefined;
@@ -905,6 +979,49 @@ export class SqliteStore implements Store {
         settle(err instanceof StoreUnavailableError ? err : new StoreUnavailableError('sqlite group commit failed', { cause: err }));
       }
     });
+    this.txBegan();
+    group.logMark = this.logMark();
+    this.undo = group.undo;
+    this.txEndedBy = undefined;
+  }
+
+  /**
+   * BEGIN IMMEDIATE without SQLite's busy wait (busy_timeout 0 for that statement alone): undefined when the
+   * write lock was taken, else the SQLITE_BUSY error (another connection holds it). SQLite's own wait would
+   * freeze the event loop for up to busy_timeout; the callers wait on a timer instead (waitForLock). Other
+   * failures throw as from run. Only BEGIN needs this: in WAL, once the write lock is held, statements and
+   * COMMIT never wait for another connection's lock (readers do not block the writer, the checkpoint after a
+   * commit is passive), so they keep the connection's busy_timeout for the rare waits left (WAL recovery).
+   */
+  private tryBegin(op: string): unknown {
+    return this.run(op, () => {
+      try {
+        this.db.exec(this.beginNoWait);
+        return undefined;
+      } catch (err) {
+        // The exec stopped at BEGIN: its last statement, restoring the wait, did not run.
+        this.db.exec(`PRAGMA busy_timeout = ${this.busyTimeoutMs}`);
+        if (String((err as { code?: unknown } | null)?.code).startsWith('SQLITE_BUSY')) return err;
+        throw err;
+      }
+    });
+  }
+
+  /**
+   * Tries BEGIN IMMEDIATE again after short pauses (LOCK_RETRY_FIRST_MS doubling to LOCK_RETRY_MAX_MS) until it
+   * takes the write lock, for up to busy_timeout after the first try; then fails as SQLite's own wait would have
+   * (StoreUnavailableError from SQLITE_BUSY: the pipeline answers 503 and the sender retries).
+   */
+  private async waitForLock(op: string, busy: unknown): Promise<void> {
+    const deadline = performance.now() + this.busyTimeoutMs;
+    let last = busy;
+    for (let pauseMs = LOCK_RETRY_FIRST_MS; ; pauseMs = Math.min(pauseMs * 2, LOCK_RETRY_MAX_MS)) {
+      const left = deadline - performance.now();
+      if (left <= 0) throw mapError(op, last);
+      await new Promise<void>((resolve) => setTimeout(resolve, Math.min(pauseMs, left)));
+      last = this.tryBegin(op);
+      if (last === undefined) return;
+    }
   }
 
   /** Runs `fn`, mapping SQLite "busy / I/O" failures to StoreUnavailableError. */
