@@ -71,11 +71,19 @@
  * rather than answering a wrong verdict, "not found" or "nothing related". ConfigError, not
  * StoreUnavailableError: retrying cannot help until this build is replaced, so the pipeline parks
  * the alert at once (replayable after the upgrade) and GET /api/cases answers 500, not "retry later".
- * A document without `fv` (written before it existed) is version 1. Queries check every row they
- * return (findRelated projects `id` and `fv` for it: ≈ 60 bytes more per row answered, no request);
- * pages findRelated does not fetch (every key already full) cannot change its answer, but rows a
- * query's WHERE no longer matches (a newer shape) stay unseen. Patches set single paths and keep
- * `fv`. `"fv":1,` is 7 bytes more per document written, and not indexed.
+ * A document without `fv` (written before it existed) is version 1; an `fv` that is no version at
+ * all ("1", null, 1.5, 0: no build writes it) is refused too, with a message saying so. Queries check
+ * every row they return (findRelated projects `fv` for it, not `id`: its log line names the row's
+ * case instead); pages findRelated does not fetch (every key already full) cannot change its answer,
+ * but rows a query's WHERE no longer matches (a newer shape) stay unseen. Writes never change a newer
+ * document: a replace or delete follows a read that refused it (or is IfMatch an etag read from one
+ * that did not), a create of an existing id fails, and the two patches (markNotification,
+ * markParkedReplayed), which read nothing first, carry a filter predicate on `fv` (KNOWN_FORMAT, no
+ * extra request) and refuse as the reads do. Upserts (payload and index rows) are not guarded: a
+ * payload id is the hash of its text, so rewriting it in this build's form loses nothing a newer
+ * build cannot read, and index rows are upserted only in a batch whose case operation (a create, or
+ * a replace IfMatch) fails, and with it the batch, if the case is not the one this build read.
+ * `"fv":1,` is 7 bytes more per document written, and not indexed.
  *
  * Retention: `defaultTtlSeconds` (or `ttlSecondsForTenant`, e.g. from the tenant policy's
  * `retention.days`) sets `ttl` on cases, sightings, outbox, payload and parked items; the port
@@ -144,6 +152,7 @@ import {
   CosmosClient,
   type CosmosClientOptions,
   type IndexingPolicy,
+  type Item,
   type JSONObject,
   type OperationInput,
   type PatchOperation,
@@ -467,22 +476,38 @@ const FORMAT_VERSION = 1;
 const FV = { fv: FORMAT_VERSION } as const;
 
 /**
- * Refuses a document whose format this build does not know (a newer build wrote it, or `fv` is no
- * version at all): logs its id and version (nothing of its content), then throws ConfigError, so
- * the caller fails rather than reading it as something else. Absent `fv` is version 1.
+ * Refuses a document whose format this build does not know: logs its id and version (nothing of its
+ * content), then throws ConfigError, so the caller fails rather than reading it as something else.
+ * Absent `fv` is version 1. Two cases, told apart in the message because the operator's remedy
+ * differs: an integer above FORMAT_VERSION (a newer build wrote it: upgrade this one), and anything
+ * else (`"1"`, null, 1.5, 0: no build writes that, so the document was changed outside this store and
+ * upgrading would not help). Both are still refused: reading such a document as version 1 would guess.
  */
 function refuseNewer(doc: { readonly id?: unknown; readonly fv?: unknown } | undefined, log: Logger, scope: OpScope = {}): void {
   if (doc === undefined) return;
   const fv = doc.fv === undefined ? 1 : doc.fv;
   if (typeof fv === 'number' && Number.isInteger(fv) && fv >= 1 && fv <= FORMAT_VERSION) return;
   const docId = typeof doc.id === 'string' ? doc.id : '?';
-  const version = typeof fv === 'number' ? fv : String(fv).slice(0, 40);
+  const newer = typeof fv === 'number' && Number.isInteger(fv) && fv > FORMAT_VERSION;
+  // As JSON, so the string "1" does not read as the number 1 in the log or the message.
+  const version = typeof fv === 'number' ? fv : (JSON.stringify(fv) ?? String(fv)).slice(0, 40);
   log.error('store.cosmos.format.newer', { ...scope, docId, formatVersion: version, supported: FORMAT_VERSION });
   throw new ConfigError(
     'COSMOS_DATABASE',
-    `document ${docId} has format version ${version}, this build reads up to ${FORMAT_VERSION}: a newer build wrote it (upgrade this one, or restore the data from before that build)`,
+    newer
+      ? `document ${docId} has format version ${version}, this build reads up to ${FORMAT_VERSION}: a newer build wrote it (upgrade this one, or restore the data from before that build)`
+      : `document ${docId} has fv ${version}, which is not a format version (an integer from 1; this build reads up to ${FORMAT_VERSION}): no build writes that, so it was changed outside this store (restore the document from a backup)`,
   );
 }
+
+/**
+ * The filter predicate of every patch: it applies only to a document of a format this build knows,
+ * the same set refuseNewer accepts (no `fv`, or an integer 1..FORMAT_VERSION; `IN` compares without
+ * type conversion, so "1" or null do not match). A patch does not read the document first, so without
+ * it a newer build's document would be changed by a build that does not know its shape. The server
+ * evaluates it with the patch: no extra request; a document it does not match answers 412, unchanged.
+ */
+const KNOWN_FORMAT = `FROM c WHERE NOT IS_DEFINED(c.fv) OR c.fv IN (${Array.from({ length: FORMAT_VERSION }, (_, i) => i + 1).join(', ')})`;
 
 interface CaseDoc {
   id: string;
@@ -1309,7 +1334,10 @@ export class CosmosStore implements Store {
     }
   }
 
-  /** One PATCH (atomic on the server). `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing. */
+  /**
+   * One PATCH (atomic on the server; see patchKnown: never of an entry of a newer format, ConfigError then).
+   * `sentAt` / `lastError` replace the stored value only when given. An unknown key changes nothing.
+   */
   async markNotification(
     tenantId: string,
     key: string,
@@ -1321,12 +1349,32 @@ export class CosmosStore implements Store {
     ];
     if (update.sentAt !== undefined) ops.push({ op: 'set', path: '/sentAt', value: update.sentAt });
     if (update.lastError !== undefined) ops.push({ op: 'set', path: '/lastError', value: update.lastError });
-    try {
-      await this.call('markNotification', () => this.cases.item(outboxDocId(key), tenantId).patch(ops), undefined, { tenantId });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
+    if (!(await this.patchKnown('markNotification', this.cases.item(outboxDocId(key), tenantId), ops, { tenantId })))
       this.log.warn('store.notification.unknown', { tenantId, key });
+  }
+
+  /**
+   * One PATCH of `item` carrying KNOWN_FORMAT: true when applied, false when there is no such document.
+   * A 412 (the predicate did not match: a document of a newer format, or an `fv` that is no version)
+   * costs one point read, on that failure path only, so the refusal logs the version as every read does
+   * (refuseNewer throws ConfigError). A document that reads as known after all changed between the two
+   * requests: the patch is sent once more, and a second such answer is a ConcurrencyConflictError.
+   */
+  private async patchKnown(op: string, item: Item, operations: PatchOperation[], scope: OpScope): Promise<boolean> {
+    for (let round = 0; round < 2; round++) {
+      try {
+        await this.call(op, () => item.patch({ condition: KNOWN_FORMAT, operations }), undefined, scope);
+        return true;
+      } catch (err) {
+        const status = statusOf(err);
+        if (status === 404) return false;
+        if (status !== 412) throw err;
+      }
+      const { resource } = await this.call(op, () => item.read<{ id: string; fv?: unknown }>(), undefined, scope);
+      refuseNewer(resource, this.log, scope);
+      if (resource === undefined) return false;
     }
+    throw new ConcurrencyConflictError(`${op}: the document changed format while it was being patched`);
   }
 
   /**
@@ -1431,15 +1479,11 @@ export class CosmosStore implements Store {
       .sort((a, b) => b.parkedAt.localeCompare(a.parkedAt) || b.id.localeCompare(a.id));
   }
 
-  /** One PATCH; an unknown id changes nothing. */
+  /** One PATCH (see patchKnown: never of a newer format); an unknown id changes nothing. */
   async markParkedReplayed(id: string, at: string): Promise<void> {
     const docId = idPart(id);
-    try {
-      await this.call('markParkedReplayed', () => this.parked.item(docId, docId).patch([{ op: 'set', path: '/replayedAt', value: at }]));
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
+    if (!(await this.patchKnown('markParkedReplayed', this.parked.item(docId, docId), [{ op: 'set', path: '/replayedAt', value: at }], {})))
       this.log.warn('store.parked.unknown', { parkedId: id });
-    }
   }
 
   /** Releases the client's sockets (when this store created the client). */
