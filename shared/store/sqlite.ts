@@ -601,8 +601,14 @@ export class SqliteStore implements Store {
   private readonly enqueueTx: Database.Transaction<(n: NotificationRecord) => 'created' | 'exists'>;
   private readonly leaseTx: Database.Transaction<(lease: Lease, now: string) => { acquired: boolean; lease: Lease }>;
   private closed = false;
-  /** Marks the async context of an open unit of work. */
-  private readonly unit = new AsyncLocalStorage<boolean>();
+  /**
+   * Marks the async context of a unit of work with that unit's own token. A context outlives its unit (a callback
+   * or promise chain started inside it that runs after it ended), so only the token of the unit holding the store
+   * (`unitToken`) counts as inside: see inUnit.
+   */
+  private readonly unit = new AsyncLocalStorage<symbol>();
+  /** The token of the unit of work holding the store (waiting for its lock or open), else undefined. */
+  private unitToken: symbol | undefined;
   /** Settles when the open unit of work ends. */
   private active: Promise<void> | undefined;
   /**
@@ -834,7 +840,7 @@ export class SqliteStore implements Store {
    * writes never land in (or get rolled back with) this unit. Nested calls join the open unit.
    */
   async unitOfWork<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.unit.getStore()) return fn();
+    if (this.inUnit()) return fn();
     for (;;) {
       const g = this.gate('write');
       if (g) await g;
@@ -847,8 +853,10 @@ export class SqliteStore implements Store {
     this.active = new Promise<void>((r) => {
       release = r;
     });
+    const token = Symbol('unit of work');
+    this.unitToken = token;
     try {
-      return await this.unit.run(true, async () => {
+      return await this.unit.run(token, async () => {
         const busy = this.tryBegin('begin');
         if (busy !== undefined) await this.waitForLock('begin', busy);
         this.txBegan();
@@ -867,15 +875,30 @@ export class SqliteStore implements Store {
           this.undoIndex(this.undo ?? [], logMark);
           throw err;
         } finally {
+          // Its context is outside from here on: a chain of it still running after the COMMIT or ROLLBACK
+          // must not write on its own, outside any group, before the unit is released below.
+          this.unitToken = undefined;
           this.unitOpen = false;
           this.undo = undefined;
           this.indexLoadedInTx = false;
         }
       });
     } finally {
+      this.unitToken = undefined;
       this.active = undefined;
       release();
     }
+  }
+
+  /**
+   * Whether the caller runs inside the unit of work holding the store. A context left over from a unit that has
+   * ended is outside: its write then waits for the gates and joins a group like any other, instead of running
+   * straight into whatever transaction is open (answered before that commit, rolled back with it) or, with none,
+   * autocommitting in SQLite's busy handler while a group waits for the lock (freezing the event loop).
+   */
+  private inUnit(): boolean {
+    const token = this.unit.getStore();
+    return token !== undefined && token === this.unitToken;
   }
 
   /**
@@ -884,7 +907,7 @@ export class SqliteStore implements Store {
    * write lock: nothing is written yet, so it answers from what is committed (the health probe stays up).
    */
   private gate(kind: 'read' | 'write' | 'lookup'): Promise<void> | undefined {
-    if (!this.active || this.unit.getStore()) return undefined;
+    if (!this.active || this.inUnit()) return undefined;
     return kind === 'read' && !this.unitOpen ? undefined : this.active;
   }
 
@@ -901,7 +924,7 @@ export class SqliteStore implements Store {
    */
   private async exec<T>(op: string, fn: () => T, kind: 'read' | 'write' | 'lookup' = 'read'): Promise<T> {
     this.checkFileEvery();
-    if (this.unit.getStore()) {
+    if (this.inUnit()) {
       if (kind === 'write' && this.unitOpen) this.requireTransaction(op);
       return this.run(op, fn);
     }
