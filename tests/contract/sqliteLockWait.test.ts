@@ -5,107 +5,11 @@
  * what another process is to SQLite. Transactions are counted from the WAL file itself (its commit frames), and
  * waits are measured in event-loop turns, never in time.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { StoreUnavailableError } from '../../shared/errors';
-import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
+import { sqliteFileUnderLock, track, turns } from '../helpers/sqliteLock';
 import { caseRecord, sighting } from './fixtures';
 
-/** Far longer than the few event-loop turns a test holds the lock for: only a store that never waits on a timer runs out of it. */
-const LOCK_WAIT_MS = 2000;
-
-let dir: string;
-let file: string;
-const opened: SqliteStore[] = [];
-const others: Database.Database[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'triage-sqlite-lock-wait-'));
-  file = join(dir, 'triage.db');
-});
-
-afterEach(async () => {
-  for (const o of others.splice(0)) {
-    if (o.inTransaction) o.exec('ROLLBACK');
-    o.close();
-  }
-  for (const s of opened.splice(0)) await s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** The store under test on `file`. */
-function open(busyTimeoutMs = LOCK_WAIT_MS): SqliteStore {
-  const s = openSqliteStore({ file, busyTimeoutMs, now: () => Date.parse('2024-05-02T00:00:00.000Z') });
-  opened.push(s);
-  return s;
-}
-
-/** A second connection on the file holding the write lock, as another process's write transaction does. */
-function holdWriteLock(): Database.Database {
-  const other = new Database(file);
-  others.push(other);
-  other.exec('BEGIN IMMEDIATE');
-  return other;
-}
-
-/** Whether `p` has settled, updated as it does. */
-function track(p: Promise<unknown>): { settled: boolean } {
-  const state = { settled: false };
-  p.then(
-    () => {
-      state.settled = true;
-    },
-    () => {
-      state.settled = true;
-    },
-  );
-  return state;
-}
-
-/** Lets the event loop turn (setImmediate) until `stop()` or `max` turns; returns the turns it got. */
-async function turns(max: number, stop: () => boolean = () => false): Promise<number> {
-  let n = 0;
-  while (n < max && !stop()) {
-    await new Promise((r) => setImmediate(r));
-    n++;
-  }
-  return n;
-}
-
-/**
- * Transactions committed to the WAL file so far: frames whose header holds the database size after the
- * commit (non-zero only on a transaction's last frame), as long as their salts match the WAL header's.
- */
-function walCommits(): number {
-  let wal: Buffer;
-  try {
-    wal = readFileSync(`${file}-wal`);
-  } catch {
-    return 0;
-  }
-  if (wal.length < 32) return 0;
-  const pageSize = wal.readUInt32BE(8);
-  const salt1 = wal.readUInt32BE(16);
-  const salt2 = wal.readUInt32BE(20);
-  let commits = 0;
-  for (let at = 32; at + 24 + pageSize <= wal.length; at += 24 + pageSize) {
-    if (wal.readUInt32BE(at + 8) !== salt1 || wal.readUInt32BE(at + 12) !== salt2) break;
-    if (wal.readUInt32BE(at + 4) !== 0) commits++;
-  }
-  return commits;
-}
-
-/** Whether `caseId` is committed, read by a connection of its own (it sees committed rows only). */
-function committed(caseId: string): boolean {
-  const reader = new Database(file, { readonly: true });
-  try {
-    return reader.prepare('SELECT count(*) FROM cases WHERE case_id = ?').pluck().get(caseId) === 1;
-  } finally {
-    reader.close();
-  }
-}
+const { open, holdWriteLock, committed, walCommits } = sqliteFileUnderLock('triage-sqlite-lock-wait-');
 
 describe('a SQLite write while another connection holds the write lock', () => {
   it('keeps the event loop turning while another connection holds the write lock', async () => {

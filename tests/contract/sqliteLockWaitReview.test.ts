@@ -4,23 +4,20 @@
  * better-sqlite3 connection holding `BEGIN IMMEDIATE`, which is what another process is to SQLite. Waits are
  * counted in event-loop turns; the lock timeout is only slack.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { PolicyRegistry } from '../../shared/config/policy';
 import { StoreUnavailableError } from '../../shared/errors';
 import { silentLogger } from '../../shared/log';
 import { Pipeline } from '../../shared/pipeline/pipeline';
 import type { RelatedResult } from '../../shared/store/port';
-import { openSqliteStore, type SqliteStore } from '../../shared/store/sqlite';
+import type { SqliteStore } from '../../shared/store/sqlite';
 import { createBrain } from '../../shared/triage/brain';
 import { ROOT } from '../helpers/cli';
 import { signal } from '../helpers/signal';
+import { sqliteFileUnderLock, track, turns } from '../helpers/sqliteLock';
 import { caseRecord, connectionOf, notification, sighting } from './fixtures';
 
-/** Far longer than the few event-loop turns a test holds the lock for. */
-const LOCK_WAIT_MS = 2000;
 /** For the tests where the lock never comes: the wait must run out. */
 const SHORT_WAIT_MS = 50;
 
@@ -28,77 +25,8 @@ const AT = '2024-05-01T10:00:00.000Z';
 /** A look-up of host:h1 around AT. */
 const HOST_H1 = { tenantId: 't', keys: ['host:h1'], from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z', limitPerKey: 10 };
 
-let dir: string;
-let file: string;
-const opened: SqliteStore[] = [];
-const others: Database.Database[] = [];
-
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'triage-sqlite-lock-review-'));
-  file = join(dir, 'triage.db');
-});
-
-afterEach(async () => {
-  for (const o of others.splice(0)) {
-    if (o.inTransaction) o.exec('ROLLBACK');
-    o.close();
-  }
-  for (const s of opened.splice(0)) await s.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
-/** The store under test on `file`. */
-function open(busyTimeoutMs = LOCK_WAIT_MS): SqliteStore {
-  const s = openSqliteStore({ file, busyTimeoutMs, now: () => Date.parse('2024-05-02T00:00:00.000Z') });
-  opened.push(s);
-  return s;
-}
-
-/** A second connection on the file holding the write lock, as another process's write transaction does. */
-function holdWriteLock(): Database.Database {
-  const other = new Database(file);
-  others.push(other);
-  other.exec('BEGIN IMMEDIATE');
-  return other;
-}
-
-/** Whether `p` has settled, updated as it does. */
-function track(p: Promise<unknown>): { settled: boolean } {
-  const state = { settled: false };
-  p.then(
-    () => {
-      state.settled = true;
-    },
-    () => {
-      state.settled = true;
-    },
-  );
-  return state;
-}
-
-/** Lets the event loop turn (setImmediate) until `stop()` or `max` turns; returns the turns it got. */
-async function turns(max: number, stop: () => boolean = () => false): Promise<number> {
-  let n = 0;
-  while (n < max && !stop()) {
-    await new Promise((r) => setImmediate(r));
-    n++;
-  }
-  return n;
-}
-
-/** Rows of `table` for `caseId`, read by a connection of its own (it sees committed rows only). */
-function committedRows(table: 'cases' | 'sighting_log' | 'notifications', caseId: string): number {
-  const reader = new Database(file, { readonly: true });
-  try {
-    return reader.prepare(`SELECT count(*) FROM ${table} WHERE case_id = ?`).pluck().get(caseId) as number;
-  } finally {
-    reader.close();
-  }
-}
-
-function committed(caseId: string): boolean {
-  return committedRows('cases', caseId) === 1;
-}
+const lock = sqliteFileUnderLock('triage-sqlite-lock-review-');
+const { open, holdWriteLock, committed, committedRows } = lock;
 
 function caseIds(answer: RelatedResult): string[] {
   return answer.sightings.map((s) => s.caseId).sort();
@@ -149,7 +77,7 @@ describe('a write from the async context of a unit of work that has ended', () =
 
     // Act: the left-over write runs in that group, whose COMMIT finds the database file gone
     leftOver.fire();
-    rmSync(file);
+    rmSync(lock.file);
     const [group, left] = await Promise.allSettled([grouped, leftOver.result()]);
 
     // Assert: neither is answered "stored"
@@ -170,7 +98,7 @@ describe('a write from the async context of a unit of work that has ended', () =
       leftOver = work
         .then(() => undefined)
         .then(() => {
-          rmSync(file);
+          rmSync(lock.file);
           return store.putCase(caseRecord('t', 'after-commit'), [], undefined);
         });
       leftOver.catch(() => undefined); // awaited below; this only keeps a rejection before that from being "unhandled"
