@@ -4,79 +4,18 @@
  * newer build wrote (simulated here by writing raw documents with the SDK) is refused with
  * ConfigError instead of being answered, found or listed as something it is not.
  */
-import { type Container, CosmosClient } from '@azure/cosmos';
 import { ConfigError } from '../../shared/errors';
-import { createLogger } from '../../shared/log';
-import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
+import type { CosmosStore } from '../../shared/store/cosmos';
 import type { CaseRecord } from '../../shared/store/port';
-import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
+import { body, cosmosWithRawAccess, NEWER_SHAPE } from '../helpers/cosmosRaw';
 import { caseRecord, notification, parked, sighting } from './fixtures';
 
 const AT = '2024-05-01T10:00:00.000Z';
 const WINDOW = { from: '2024-04-24T10:00:00.000Z', to: '2024-05-08T10:00:00.000Z' };
 const KEY = 'ip:203.0.113.77';
 const REPORT = 'First report for case-1: brute force against vpn01';
-/** What a newer build might store instead of a field this build reads (a changed shape). */
-const NEWER_SHAPE = { fv: 2, shape: 'v2' };
 
-interface RawDoc {
-  id: string;
-  docType?: string;
-  fv?: unknown;
-  [field: string]: unknown;
-}
-
-let server: CosmosTestServer;
-let raw: CosmosClient;
-let databases = 0;
-let database = '';
-let lines: Record<string, unknown>[] = [];
-const opened: CosmosStore[] = [];
-
-beforeAll(async () => {
-  server = await startCosmosServer();
-});
-
-afterAll(async () => {
-  await server.close();
-});
-
-beforeEach(() => {
-  database = `format-${++databases}`;
-  lines = [];
-  raw = new CosmosClient({ endpoint: server.endpoint, key: server.key, connectionPolicy: { enableEndpointDiscovery: false } });
-});
-
-afterEach(async () => {
-  for (const store of opened.splice(0)) await store.close();
-  raw.dispose();
-});
-
-/** A fresh store instance (no cached etags or payloads), logging into `lines`. */
-async function open(): Promise<CosmosStore> {
-  const store = await openCosmosStore({
-    endpoint: server.endpoint,
-    key: server.key,
-    database,
-    createIfMissing: true,
-    retry: { attempts: 1, sleep: async () => {} },
-    log: createLogger({ level: 'warn', sink: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) }),
-  });
-  opened.push(store);
-  return store;
-}
-
-const container = (name: 'cases' | 'parked'): Container => raw.database(database).container(name);
-
-async function docs(name: 'cases' | 'parked'): Promise<RawDoc[]> {
-  const { resources } = await container(name).items.query<RawDoc>('SELECT * FROM c').fetchAll();
-  return resources;
-}
-
-/** A raw document as a replace sends it: without the system properties the server sets. */
-function body(doc: RawDoc): RawDoc {
-  return Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('_'))) as RawDoc;
-}
+const { open, container, docs, lines } = cosmosWithRawAccess('format');
 
 /** case-1 with its report sent to one recipient, indexed under KEY. */
 function caseWithReport(): CaseRecord {

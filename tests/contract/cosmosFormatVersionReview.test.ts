@@ -6,90 +6,30 @@
  * by writing raw documents with the SDK, on the local stand-in.
  */
 import { join } from 'node:path';
-import { type Container, CosmosClient } from '@azure/cosmos';
 import { HttpRequest, InvocationContext } from '@azure/functions';
 import { getCase as getCaseHandler } from '../../functions/getCase';
 import { PolicyRegistry } from '../../shared/config/policy';
 import { ConfigError } from '../../shared/errors';
-import { createLogger, type Logger } from '../../shared/log';
 import { Pipeline } from '../../shared/pipeline/pipeline';
 import { createRuntime, setRuntime } from '../../shared/runtime';
-import { type CosmosStore, openCosmosStore } from '../../shared/store/cosmos';
 import { createBrain } from '../../shared/triage/brain';
 import { ROOT, scratch } from '../helpers/cli';
-import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
+import { body, cosmosWithRawAccess, NEWER_SHAPE, type RawDoc } from '../helpers/cosmosRaw';
 import { startCountingProxy } from '../helpers/countingProxy';
 import { uncodedIncident } from '../helpers/incidents';
 import { caseRecord, notification, parked, sighting } from './fixtures';
 
 const AT = '2024-05-01T10:00:00.000Z';
 const KEY = 'ip:203.0.113.77';
-/** What a newer build might store: a higher version and a field this build does not know. */
-const NEWER_SHAPE = { fv: 2, shape: 'v2' };
 const INCIDENT_TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const INCIDENT_NAME = '11111111-2222-4333-8444-555555555555';
 
-interface RawDoc {
-  id: string;
-  docType?: string;
-  fv?: unknown;
-  [field: string]: unknown;
-}
+const fixture = cosmosWithRawAccess('format-review');
+const { open, container, docs, lines, logger } = fixture;
 
-let server: CosmosTestServer;
-let raw: CosmosClient;
-let databases = 0;
-let database = '';
-let lines: Record<string, unknown>[] = [];
-const opened: CosmosStore[] = [];
-
-beforeAll(async () => {
-  server = await startCosmosServer();
-});
-
-afterAll(async () => {
-  await server.close();
-});
-
-beforeEach(() => {
-  database = `format-review-${++databases}`;
-  lines = [];
-  raw = new CosmosClient({ endpoint: server.endpoint, key: server.key, connectionPolicy: { enableEndpointDiscovery: false } });
-});
-
-afterEach(async () => {
+afterEach(() => {
   setRuntime(undefined);
-  for (const store of opened.splice(0)) await store.close();
-  raw.dispose();
 });
-
-const logger = (): Logger => createLogger({ level: 'info', sink: (line) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
-
-/** A fresh store instance (no cached etags or payloads), logging into `lines`; `endpoint` to put a proxy between. */
-async function open(log: Logger = logger(), endpoint = server.endpoint): Promise<CosmosStore> {
-  const store = await openCosmosStore({
-    endpoint,
-    key: server.key,
-    database,
-    createIfMissing: true,
-    retry: { attempts: 1, sleep: async () => {} },
-    log,
-  });
-  opened.push(store);
-  return store;
-}
-
-const container = (name: 'cases' | 'parked'): Container => raw.database(database).container(name);
-
-async function docs(name: 'cases' | 'parked'): Promise<RawDoc[]> {
-  const { resources } = await container(name).items.query<RawDoc>('SELECT * FROM c').fetchAll();
-  return resources;
-}
-
-/** A raw document as a replace sends it: without the system properties the server sets. */
-function body(doc: RawDoc): RawDoc {
-  return Object.fromEntries(Object.entries(doc).filter(([k]) => !k.startsWith('_'))) as RawDoc;
-}
 
 /** Replaces the stored document of `docType` with its body plus `change` (what another writer would leave). */
 async function rewrite(name: 'cases' | 'parked', docType: string | undefined, change: Record<string, unknown>): Promise<RawDoc> {
@@ -180,7 +120,7 @@ describe('Cosmos store format versions: writes that do not read first', () => {
   });
   it('marks with one request, and sends the patch again when a refused document reads as of a known format', async () => {
     // Arrange: a proxy counting requests, the entry queued through it
-    const proxy = await startCountingProxy(server.endpoint);
+    const proxy = await startCountingProxy(fixture.server.endpoint);
     try {
       const store = await open(logger(), proxy.endpoint);
       const n = notification('t', 'case-1', 'soc@contoso.example');
