@@ -1,21 +1,7 @@
-/**
- * Retention on Cosmos DB counts an outbox entry's TTL from its last write, and markNotification writes it:
- * an entry sent at once expires before a sibling of the same revision abandoned an hour later. In between,
- * the case's outbox lists only the abandoned one; that must not read as "nobody was told". The stand-in has
- * no TTL expiry, so the expiry is done as Cosmos does it: the sent entries' documents are deleted.
- */
-import { join } from 'node:path';
 import { CosmosClient } from '@azure/cosmos';
-import { PolicyRegistry } from '../../shared/config/policy';
-import { silentLogger } from '../../shared/log';
-import { type ChannelSender, OUTBOX_RETRY, OutboxDispatcher } from '../../shared/notify/outbox';
-import { Pipeline } from '../../shared/pipeline/pipeline';
 import { openCosmosStore } from '../../shared/store/cosmos';
-import type { NotificationRecord } from '../../shared/store/port';
-import { createBrain } from '../../shared/triage/brain';
-import { ROOT } from '../helpers/cli';
 import { type CosmosTestServer, startCosmosServer } from '../helpers/cosmosServer';
-import { uncodedIncident } from '../helpers/incidents';
+import { pipelineWithFlakyChannel, uncodedIncident } from '../helpers/incidents';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const NAME = '11111111-2222-4333-8444-555555555555';
@@ -37,23 +23,8 @@ describe('a revision of a case whose sent notifications outlived their retention
     // Arrange: r1's first send fails and is abandoned (one attempt per entry), the others are sent
     const database = 'outbox-retention';
     const store = await openCosmosStore({ endpoint: server.endpoint, key: server.key, database, createIfMissing: true });
-    const sent: NotificationRecord[] = [];
     let sends = 0;
-    const channel: ChannelSender = {
-      send: async (n) => {
-        if (sends++ === 0) throw new Error('channel down');
-        sent.push(n);
-      },
-    };
-    const dispatcher = new OutboxDispatcher(store, channel, silentLogger, undefined, { retry: { ...OUTBOX_RETRY, maxAttempts: 1 } });
-    const pipeline = new Pipeline({
-      store,
-      policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
-      brain: createBrain(),
-      log: silentLogger,
-      dispatcher,
-      backoffMs: 1,
-    });
+    const { pipeline, sent } = pipelineWithFlakyChannel(store, () => sends++ === 0);
     await pipeline.ingest(incident('Create', '2026-11-20T01:00:00.000Z', 'Medium'), http);
     const told = sent.length;
     // The sent entries' TTL ran from their `sent` mark, before the abandoned one's: they expire first.

@@ -1,19 +1,7 @@
-/**
- * A notification the outbox abandoned (retries exhausted) told nobody: a later revision of the case is
- * planned as if it had not been made, so the alert is announced after all; one that was sent, or is
- * still pending, keeps a same-level revision quiet. Real SQLite store, real dispatcher, no timers.
- */
-import { join } from 'node:path';
-import { PolicyRegistry } from '../../../shared/config/policy';
-import { silentLogger } from '../../../shared/log';
-import { type ChannelSender, OUTBOX_RETRY, OutboxDispatcher } from '../../../shared/notify/outbox';
-import { Pipeline } from '../../../shared/pipeline/pipeline';
 import type { NotificationRecord } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
-import { createBrain } from '../../../shared/triage/brain';
-import { ROOT } from '../../helpers/cli';
 import { countingStore } from '../../helpers/countingStore';
-import { uncodedIncident } from '../../helpers/incidents';
+import { pipelineWithFlakyChannel, uncodedIncident } from '../../helpers/incidents';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const NAME = '11111111-2222-4333-8444-555555555555';
@@ -22,29 +10,10 @@ const http = { kind: 'incident' as const, source: 'test' };
 const incident = (event: 'Create' | 'Update', lastModifiedTimeUtc: string, severity: string, status = 'Active'): unknown =>
   uncodedIncident(NAME, event, lastModifiedTimeUtc, severity, status);
 
-/**
- * A pipeline whose channel fails while `down(n)` says so, with one attempt per entry: a failed send is
- * abandoned at once (status `failed`), as after the default policy's eight.
- */
+/** A pipeline whose channel fails while `down(n)` says so (pipelineWithFlakyChannel), on a store counting its outbox reads. */
 function setup(down: (n: NotificationRecord) => boolean) {
   const { store, calls: outboxReads } = countingStore(openSqliteStore({ file: ':memory:' }), 'listNotifications');
-  const sent: NotificationRecord[] = [];
-  const channel: ChannelSender = {
-    send: async (n) => {
-      if (down(n)) throw new Error('channel down');
-      sent.push(n);
-    },
-  };
-  const dispatcher = new OutboxDispatcher(store, channel, silentLogger, undefined, { retry: { ...OUTBOX_RETRY, maxAttempts: 1 } });
-  const pipeline = new Pipeline({
-    store,
-    policies: PolicyRegistry.fromDirectory(join(ROOT, 'policies')),
-    brain: createBrain(),
-    log: silentLogger,
-    dispatcher,
-    backoffMs: 1,
-  });
-  return { store, pipeline, sent, outboxReads };
+  return { store, outboxReads, ...pipelineWithFlakyChannel(store, down) };
 }
 
 describe('a revision after an abandoned notification', () => {
