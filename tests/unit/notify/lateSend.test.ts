@@ -8,6 +8,7 @@ import { createLogger } from '../../../shared/log';
 import { type ChannelSender, OutboxDispatcher } from '../../../shared/notify/outbox';
 import type { NotificationRecord, Store } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
+import { settle, virtualTime } from '../../helpers/virtualTime';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const T0 = Date.parse('2026-11-27T00:00:00.000Z');
@@ -29,42 +30,11 @@ function entry(): NotificationRecord {
   };
 }
 
-/** Lets the store's group commits (setImmediate) and the promise chains behind them run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-/** A clock the test moves, with one-shot timers that fire when it passes their time (in order). */
-function virtualTime() {
-  const clock = { now: T0 };
-  let timers: { at: number; fn: () => void }[] = [];
-  const setTimer = (ms: number, fn: () => void): (() => void) => {
-    const t = { at: clock.now + ms, fn };
-    timers.push(t);
-    return () => {
-      timers = timers.filter((x) => x !== t);
-    };
-  };
-  const advanceTo = async (ms: number): Promise<void> => {
-    for (;;) {
-      const next = timers.filter((t) => t.at <= T0 + ms).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      timers = timers.filter((t) => t !== next);
-      clock.now = Math.max(clock.now, next.at);
-      next.fn();
-      await settle();
-    }
-    clock.now = T0 + ms;
-    await settle();
-  };
-  return { clock, setTimer, advanceTo };
-}
-
 /** One queued entry; a dispatcher on virtual time whose channel hangs until the test answers, logging into `lines`. */
 async function slowWorker() {
   const store = openSqliteStore({ file: ':memory:' });
   await store.enqueueNotification(entry());
-  const time = virtualTime();
+  const time = virtualTime(T0);
   const answers: (() => void)[] = [];
   const channel: ChannelSender = { send: () => new Promise<void>((resolve) => void answers.push(resolve)) };
   const lines: Record<string, unknown>[] = [];

@@ -12,6 +12,7 @@ import type { NotificationRecord, Store } from '../../../shared/store/port';
 import { openSqliteStore } from '../../../shared/store/sqlite';
 import { createBrain } from '../../../shared/triage/brain';
 import { ROOT, SAMPLES } from '../../helpers/cli';
+import { settle, virtualTime } from '../../helpers/virtualTime';
 
 const TENANT = '8b0f5c2e-3f4a-4d6e-9a1b-2c3d4e5f6a7b';
 const T0 = Date.parse('2026-11-27T00:00:00.000Z');
@@ -33,38 +34,6 @@ function entry(name: string, options: { createdAt?: string; attempts?: number } 
   };
 }
 
-/** Lets the store's group commits (setImmediate) and the promise chains behind them run. */
-async function settle(): Promise<void> {
-  for (let i = 0; i < 20; i++) await new Promise<void>((r) => setImmediate(r));
-}
-
-/** A clock the test moves, with one-shot timers that fire when it passes their time (in order). */
-function virtualTime() {
-  const clock = { now: T0 };
-  let timers: { at: number; fn: () => void }[] = [];
-  const setTimer = (ms: number, fn: () => void): (() => void) => {
-    const t = { at: clock.now + ms, fn };
-    timers.push(t);
-    return () => {
-      timers = timers.filter((x) => x !== t);
-    };
-  };
-  /** Moves the clock to T0 + `ms`, firing each timer due on the way at its own time. */
-  const advanceTo = async (ms: number): Promise<void> => {
-    for (;;) {
-      const next = timers.filter((t) => t.at <= T0 + ms).sort((a, b) => a.at - b.at)[0];
-      if (!next) break;
-      timers = timers.filter((t) => t !== next);
-      clock.now = Math.max(clock.now, next.at);
-      next.fn();
-      await settle();
-    }
-    clock.now = T0 + ms;
-    await settle();
-  };
-  return { clock, setTimer, advanceTo, pending: () => timers.length };
-}
-
 /** A channel whose sends hang until the test answers them. */
 function hangingChannel() {
   const calls: { key: string; signal: AbortSignal | undefined; answer: () => void }[] = [];
@@ -81,7 +50,7 @@ function hangingChannel() {
 async function oneEntryOnAHangingChannel() {
   const store = openSqliteStore({ file: ':memory:' });
   await store.enqueueNotification(entry('soc'));
-  const time = virtualTime();
+  const time = virtualTime(T0);
   const { channel, calls } = hangingChannel();
   const dispatcher = new OutboxDispatcher(store, channel, silentLogger, () => new Date(time.clock.now), { setTimer: time.setTimer });
   return { store, time, calls, dispatcher };
